@@ -1,0 +1,1 @@
+"""faster_ros: rclpy nodes that wrap faster_core for robots."""
