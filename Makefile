@@ -1,6 +1,6 @@
 # faster-ros: `make test` on a fresh machine installs what it needs, then lints and runs every test.
 SHELL := /bin/bash
-.SHELLFLAGS := -euo pipefail -c
+.SHELLFLAGS := -eo pipefail -c  # no -u: colcon's generated setup scripts read unset variables
 IN_ENV := source env.sh &&
 
 .PHONY: setup test lint clean
