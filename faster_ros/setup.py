@@ -16,5 +16,9 @@ setup(
     maintainer_email="maintainers@faster-ros.dev",
     description="rclpy nodes of faster-ros: thin shells around faster_core.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "episode_recorder = faster_ros.episode_recorder:main",
+        ],
+    },
 )
