@@ -1,0 +1,6 @@
+"""Turning predicted chunks into safe, timed joint commands: latency-aware scheduling and limits."""
+
+from faster_core.control.limits import CommandLimiter, TrajectoryPoints
+from faster_core.control.schedule import ActionSchedule
+
+__all__ = ["ActionSchedule", "CommandLimiter", "TrajectoryPoints"]

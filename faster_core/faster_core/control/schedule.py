@@ -1,0 +1,67 @@
+"""Actions of the latest chunk on the robot's time axis.
+
+Action i of a chunk computed from an observation taken at ``t_obs`` is meant for ``t_obs + i * dt``. By the time the
+chunk is ready, inference latency has already consumed the actions before ``t_ready``: they are skipped, not
+replayed late. The remaining actions replace the previous chunk's future, cross-faded over ``blend_steps`` actions
+(weights ramp linearly from old to new) so that a new chunk never makes the command jump; ``blend_steps=0`` switches
+at once. The previous chunk's values at the new chunk's times are linearly interpolated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ActionSchedule:
+    def __init__(self, *, dt: float, blend_steps: int = 3):
+        if not dt > 0:
+            raise ValueError(f"dt must be positive, got {dt}")
+        if blend_steps < 0:
+            raise ValueError(f"blend_steps must be >= 0, got {blend_steps}")
+        self.dt = dt
+        self.blend_steps = blend_steps  # actions over which a new chunk fades in over the previous one
+        self._times = np.empty(0)
+        self._actions: np.ndarray | None = None
+
+    def push(self, actions: np.ndarray, *, observed_at: float, ready_at: float) -> int:
+        """Adopt a new chunk; returns how many of its leading actions latency made obsolete."""
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 2 or actions.shape[0] == 0:
+            raise ValueError(f"a chunk must be [horizon, dim] with horizon > 0, got shape {actions.shape}")
+        if not np.all(np.isfinite(actions)):
+            raise ValueError("chunk holds NaN or infinite actions")
+        if self._actions is not None and actions.shape[1] != self._actions.shape[1]:
+            raise ValueError(f"chunk dim {actions.shape[1]} differs from the running chunk's {self._actions.shape[1]}")
+        skipped = min(max(0, math.ceil((ready_at - observed_at) / self.dt - 1e-9)), actions.shape[0])
+        times = observed_at + self.dt * np.arange(skipped, actions.shape[0])
+        fresh = actions[skipped:]
+        previous = self._values_at(times)
+        if previous is not None and self.blend_steps:
+            weight = np.minimum(1.0, np.arange(1, len(times) + 1) / (self.blend_steps + 1))[:, None]
+            covered = previous[1][:, None]
+            fresh = np.where(covered, weight * fresh + (1 - weight) * previous[0], fresh)
+        self._times, self._actions = times, fresh
+        return skipped
+
+    def upcoming(self, now: float, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds from ``now`` (strictly positive, increasing) and the actions due then; empty when exhausted."""
+        if self._actions is None:
+            return np.empty(0), np.empty((0, 0))
+        keep = self._times > now + 1e-9
+        times, actions = self._times[keep] - now, self._actions[keep]
+        return times[:limit], actions[:limit]
+
+    def clear(self) -> None:
+        self._times, self._actions = np.empty(0), None
+
+    def _values_at(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The running chunk interpolated at ``times`` and a mask of the times it still covers."""
+        if self._actions is None or len(self._times) == 0:
+            return None
+        covered = (times >= self._times[0]) & (times <= self._times[-1])
+        values = np.stack(
+            [np.interp(times, self._times, self._actions[:, d]) for d in range(self._actions.shape[1])], axis=1
+        )
+        return values, covered

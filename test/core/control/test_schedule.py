@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from faster_core.control import ActionSchedule
+
+
+def ramp(horizon, dim, start=0.0):
+    return start + np.arange(horizon)[:, None] * np.ones((1, dim))
+
+
+def test_latency_skips_the_actions_it_consumed():
+    schedule = ActionSchedule(dt=0.1, blend_steps=0)
+    skipped = schedule.push(ramp(10, 2), observed_at=5.0, ready_at=5.25)
+    assert skipped == 3  # actions for 5.0, 5.1, 5.2 are in the past once the chunk is ready at 5.25
+    times, actions = schedule.upcoming(5.25)
+    np.testing.assert_allclose(times, [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65])
+    np.testing.assert_allclose(actions[:, 0], np.arange(3, 10))
+
+
+def test_upcoming_is_strictly_future_and_limited():
+    schedule = ActionSchedule(dt=0.05)
+    schedule.push(ramp(20, 3), observed_at=0.0, ready_at=0.0)
+    times, actions = schedule.upcoming(0.1, limit=4)
+    assert np.all(times > 0) and np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(actions[:, 1], [3, 4, 5, 6])
+    assert len(schedule.upcoming(5.0)[0]) == 0
+
+
+def test_new_chunk_fades_in_over_the_previous_one():
+    schedule = ActionSchedule(dt=0.1, blend_steps=3)
+    schedule.push(np.zeros((10, 1)), observed_at=0.0, ready_at=0.0)
+    schedule.push(np.ones((10, 1)), observed_at=0.2, ready_at=0.2)
+    _, actions = schedule.upcoming(0.15)
+    # weights 1/4, 2/4, 3/4 on the new chunk while the old one still covers those times, then the new chunk alone
+    np.testing.assert_allclose(actions[:5, 0], [0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+def test_blend_uses_old_values_interpolated_at_new_times():
+    schedule = ActionSchedule(dt=0.1, blend_steps=1)
+    schedule.push(ramp(10, 1), observed_at=0.0, ready_at=0.0)  # old value at time t is 10 t
+    schedule.push(np.zeros((10, 1)), observed_at=0.25, ready_at=0.25)
+    _, actions = schedule.upcoming(0.2)
+    assert actions[0, 0] == pytest.approx(0.5 * 2.5)  # half of old(0.25) = 2.5 and half of new 0
+
+
+def test_beyond_the_old_chunk_nothing_is_blended():
+    schedule = ActionSchedule(dt=0.1, blend_steps=5)
+    schedule.push(np.zeros((2, 1)), observed_at=0.0, ready_at=0.0)
+    schedule.push(np.ones((5, 1)), observed_at=1.0, ready_at=1.0)
+    np.testing.assert_allclose(schedule.upcoming(0.95)[1][:, 0], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("actions", "message"),
+    [(np.full((5, 2), np.nan), "NaN"), (np.zeros(5), r"\[horizon, dim\]"), (np.zeros((0, 2)), "horizon > 0")],
+)
+def test_bad_chunks_are_refused(actions, message):
+    with pytest.raises(ValueError, match=message):
+        ActionSchedule(dt=0.1).push(actions, observed_at=0, ready_at=0)
+
+
+def test_dimension_change_is_refused():
+    schedule = ActionSchedule(dt=0.1)
+    schedule.push(np.zeros((5, 2)), observed_at=0, ready_at=0)
+    with pytest.raises(ValueError, match="differs"):
+        schedule.push(np.zeros((5, 3)), observed_at=0, ready_at=0)
