@@ -19,6 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "episode_recorder = faster_ros.episode_recorder:main",
+            "policy_node = faster_ros.policy_node:main",
         ],
     },
 )

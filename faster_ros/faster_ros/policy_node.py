@@ -1,0 +1,467 @@
+"""The policy node: cameras + joint states + instruction in, a safe JointTrajectory out at the control rate.
+
+Inference runs on its own thread, back to back, on a snapshot of the latest inputs; a timer publishes at the
+embodiment's control rate from the latest chunk, after skipping what inference latency consumed and cross-fading
+with the previous chunk (``blend_steps``). Every tick re-checks the inputs: anything missing, stale, NaN or malformed
+holds the robot (an empty trajectory, which makes joint_trajectory_controller stop and hold position) and the
+status names the cause. A latched e-stop does the same until ``~/reset_estop`` is called. The node never dies on bad
+input or a model error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from faster_core.control import ActionSchedule, CommandLimiter, JointStateCache
+from faster_msgs.msg import ActionChunk, PolicyStatus
+from faster_ros.images import check_image, to_rgb
+from faster_ros.parameters import declare_embodiment
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATE_NAMES = {
+    PolicyStatus.STATE_IDLE: "idle",
+    PolicyStatus.STATE_RUNNING: "running",
+    PolicyStatus.STATE_HOLDING: "holding",
+    PolicyStatus.STATE_ESTOPPED: "estopped",
+    PolicyStatus.STATE_ERROR: "error",
+}
+
+
+class InputProblemError(Exception):
+    """Inputs cannot be used now; ``idle`` means nothing is wrong yet, we are only waiting for the first data."""
+
+    def __init__(self, message: str, *, idle: bool = False, stale: bool = False):
+        super().__init__(message)
+        self.idle, self.stale = idle, stale
+
+
+@dataclass
+class _Frame:
+    message: Image | CompressedImage | None
+    received_at: float
+    rejected: str = ""  # why the last frame was refused; the camera holds the robot until a good frame arrives
+
+
+@dataclass
+class _Observation:
+    taken_at: float
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    instruction: str
+    stamps: list
+
+
+def _descriptor(description: str, *, read_only: bool = False, integers=None, floats=None) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    if integers:
+        descriptor.integer_range = [IntegerRange(from_value=integers[0], to_value=integers[1], step=1)]
+    if floats:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=floats[0], to_value=floats[1])]
+    return descriptor
+
+
+class PolicyNode(Node):
+    def __init__(self, *, policy=None, **node_kwargs):
+        """``policy``: an already loaded object with ``predict(images, state, instruction)``; else ``policy_path``."""
+        super().__init__("policy_node", **node_kwargs)
+        spec = self.embodiment = declare_embodiment(self)
+        horizon = spec.chunk_length
+        self._declare_parameters(horizon)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+
+        self._lock = threading.Lock()
+        self._frames = {camera.name: _Frame(None, -np.inf) for camera in spec.cameras}
+        self._joints = JointStateCache(spec.joint_names)
+        self._joint_error = ""
+        self._joint_stamp = None
+        self._instruction = ""
+        self._instruction_error = ""
+        self._estopped = False
+        self._schedule = ActionSchedule(dt=spec.dt, blend_steps=self._param("blend_steps"))
+        self._limiter = CommandLimiter(spec.limits, velocity_scale=self._param("velocity_scale"))
+        self._status = PolicyStatus(state=PolicyStatus.STATE_IDLE)
+        self._holding_sent = False
+        self._last_tick: float | None = None
+
+        self._policy = policy
+        if self._policy is None:
+            self._load_policy()
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        compressed = self._param("cameras.compressed")
+        for camera in spec.cameras:
+            msg_type, topic = (CompressedImage, f"{camera.topic}/compressed") if compressed else (Image, camera.topic)
+            self.create_subscription(
+                msg_type, topic, self._image_callback(camera.name), qos_profile_sensor_data, callback_group=inputs
+            )
+        self.create_subscription(
+            JointState, spec.topics.joint_states, self._on_joint_state, qos_profile_sensor_data, callback_group=inputs
+        )
+        self.create_subscription(String, spec.topics.instruction, self._on_instruction, LATCHED, callback_group=inputs)
+        self.create_subscription(Bool, "~/estop", self._on_estop, LATCHED, callback_group=inputs)
+        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop, callback_group=inputs)
+
+        self._trajectory_pub = self.create_publisher(JointTrajectory, spec.topics.trajectory, 10)
+        self._chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
+        self._status_pub = self.create_publisher(PolicyStatus, "~/status", 10)
+        self.create_timer(spec.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+
+        self._running = True
+        self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"{spec.name}: {spec.dof} joints at {spec.control_rate_hz:g} Hz -> {spec.topics.trajectory}"
+            + (" (dry run: no trajectories)" if self._param("dry_run") else "")
+        )
+
+    # ----------------------------------------------------------------------------------------------- parameters
+    def _declare_parameters(self, horizon: int) -> None:
+        self.declare_parameter(
+            "policy_path", "", _descriptor("FASTerVLA checkpoint directory (save_pretrained)", read_only=True)
+        )
+        self.declare_parameter("device", "cpu", _descriptor("torch device for the policy", read_only=True))
+        self.declare_parameter("seed", 0, _descriptor("seed for sampling action codes", read_only=True))
+        self.declare_parameter(
+            "cameras.compressed", False, _descriptor("subscribe to <topic>/compressed", read_only=True)
+        )
+        self.declare_parameter(
+            "action_mode",
+            "absolute",
+            _descriptor(
+                "absolute joint targets, or delta: targets = joint state at observation + action", read_only=True
+            ),
+        )
+        self.declare_parameter(
+            "execution_horizon",
+            horizon,
+            _descriptor("trajectory points published per tick", integers=(1, horizon)),
+        )
+        self.declare_parameter(
+            "blend_steps",
+            min(3, horizon - 1),
+            _descriptor(
+                "actions over which a new chunk fades in over the previous one", read_only=True, integers=(0, horizon)
+            ),
+        )
+        self.declare_parameter(
+            "velocity_scale",
+            1.0,
+            _descriptor("fraction of each joint's velocity limit allowed", read_only=True, floats=(0.01, 1.0)),
+        )
+        self.declare_parameter(
+            "image_timeout_s", 0.5, _descriptor("hold when a camera's latest frame is older", floats=(0.01, 10.0))
+        )
+        self.declare_parameter(
+            "joint_state_timeout_s", 0.2, _descriptor("hold when a joint's latest state is older", floats=(0.005, 10.0))
+        )
+        self.declare_parameter(
+            "max_instruction_chars", 1000, _descriptor("longer instructions are refused", integers=(1, 100_000))
+        )
+        self.declare_parameter("dry_run", False, _descriptor("compute and publish ActionChunk, but no trajectory"))
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _validate_parameters(self, parameters) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name == "action_mode" and parameter.value not in ("absolute", "delta"):
+                return SetParametersResult(successful=False, reason="action_mode must be 'absolute' or 'delta'")
+        return SetParametersResult(successful=True)
+
+    def _load_policy(self) -> None:
+        path = self._param("policy_path")
+        if not path:
+            self._fail("no policy: set policy_path to a FASTerVLA checkpoint directory")
+            return
+        try:
+            from faster_core.policy import FASTerVLA
+
+            self._policy = FASTerVLA.from_pretrained(path, device=self._param("device"), seed=self._param("seed"))
+        except Exception as error:
+            self._fail(f"cannot load policy from {path}: {error}")
+
+    def _fail(self, message: str) -> None:
+        self.get_logger().error(message)
+        self._set_state(PolicyStatus.STATE_ERROR, message)
+
+    # --------------------------------------------------------------------------------------------------- inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _image_callback(self, camera: str):
+        def on_image(message: Image | CompressedImage) -> None:
+            try:
+                check_image(message)
+            except ValueError as error:
+                with self._lock:
+                    self._frames[camera] = _Frame(None, self._now(), rejected=str(error))
+                    self._status.dropped_messages += 1
+                return
+            with self._lock:
+                self._frames[camera] = _Frame(message, self._now())
+
+        return on_image
+
+    def _on_joint_state(self, message: JointState) -> None:
+        now = self._now()
+        with self._lock:
+            try:
+                self._joints.update(message.name, message.position, now)
+            except ValueError as error:
+                self._joint_error = str(error)
+                self._status.dropped_messages += 1
+                return
+            self._joint_error = ""
+            self._joint_stamp = message.header.stamp
+
+    def _on_instruction(self, message: String) -> None:
+        text = message.data.strip()
+        limit = self._param("max_instruction_chars")
+        with self._lock:
+            if not text or len(text) > limit:
+                # A refused instruction also retires the old one: the operator meant to change the task.
+                self._instruction = ""
+                self._instruction_error = (
+                    "instruction is empty" if not text else f"instruction has {len(text)} characters (limit {limit})"
+                )
+                self._status.dropped_messages += 1
+            else:
+                self._instruction, self._instruction_error = text, ""
+
+    def _on_estop(self, message: Bool) -> None:
+        if message.data:
+            with self._lock:
+                self._estopped = True
+                self._schedule.clear()
+            self._hold(PolicyStatus.STATE_ESTOPPED, "e-stop engaged; call ~/reset_estop to resume")
+
+    def _on_reset_estop(self, _request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            was_estopped, self._estopped = self._estopped, False
+        response.success = True
+        response.message = "e-stop released; waiting for a fresh chunk" if was_estopped else "e-stop was not engaged"
+        if was_estopped:
+            self._set_state(PolicyStatus.STATE_IDLE, "")
+        return response
+
+    def _input_problem(self, now: float) -> InputProblemError | None:
+        """Why the current inputs may not drive the robot, or None. Call with the lock held."""
+        if self._instruction_error:
+            return InputProblemError(self._instruction_error)
+        if not self._instruction:
+            return InputProblemError("waiting for an instruction", idle=True)
+        timeout = self._param("image_timeout_s")
+        for camera, frame in self._frames.items():
+            if frame.rejected:
+                return InputProblemError(f"camera {camera!r}: {frame.rejected}")
+            if frame.message is None:
+                return InputProblemError(f"waiting for camera {camera!r}", idle=True)
+            if now - frame.received_at > timeout:
+                return InputProblemError(
+                    f"camera {camera!r} stale: {now - frame.received_at:.3f} s > {timeout:.3f} s", stale=True
+                )
+        if self._joint_error:
+            return InputProblemError(f"joint state refused: {self._joint_error}")
+        try:
+            self._joints.positions(now, self._param("joint_state_timeout_s"))
+        except ValueError as error:
+            idle = len(self._joints.missing()) == self.embodiment.dof and not self._joints.unknown_names
+            return InputProblemError(str(error), idle=idle, stale="stale" in str(error))
+        return None
+
+    # ------------------------------------------------------------------------------------------------ inference
+    def _snapshot(self) -> _Observation:
+        with self._lock:
+            now = self._now()
+            problem = self._input_problem(now)
+            if problem:
+                raise problem
+            messages = {camera: frame.message for camera, frame in self._frames.items()}
+            state = self._joints.positions(now, self._param("joint_state_timeout_s"))
+            instruction = self._instruction
+            stamps = [m.header.stamp for m in messages.values()] + [self._joint_stamp]
+        images = {}
+        for camera, message in messages.items():
+            try:
+                images[camera] = to_rgb(message)
+            except ValueError as error:
+                raise InputProblemError(f"camera {camera!r}: {error}") from error
+        return _Observation(now, images, state, instruction, stamps)
+
+    def _inference_loop(self) -> None:
+        while self._running:
+            if self._policy is None or self._estopped:
+                time.sleep(self.embodiment.dt)
+                continue
+            try:
+                observation = self._snapshot()
+            except InputProblemError:
+                time.sleep(self.embodiment.dt)  # the tick reports the problem and holds
+                continue
+            started = time.perf_counter()
+            try:
+                result = self._policy.predict(
+                    images=observation.images, state=observation.state, instruction=observation.instruction
+                )
+                targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
+            except Exception as error:
+                with self._lock:
+                    self._status.model_errors += 1
+                    self._schedule.clear()
+                self.get_logger().error(f"inference failed: {error}", throttle_duration_sec=5.0)
+                self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
+                time.sleep(self.embodiment.dt)
+                continue
+            ready_at = self._now()
+            with self._lock:
+                if self._estopped:
+                    continue
+                self._schedule.push(targets, observed_at=observation.taken_at, ready_at=ready_at)
+                status = self._status
+                status.chunks_computed += 1
+                timing = getattr(result, "timing", {}) or {}
+                status.preprocess_ms = float(timing.get("preprocess", 0.0))
+                status.prefix_ms = float(timing.get("prefix", 0.0))
+                status.decode_ms = float(timing.get("decode", 0.0))
+                status.detokenize_ms = float(timing.get("detokenize", 0.0))
+                status.total_ms = float((time.perf_counter() - started) * 1e3)
+                status.decoder_forward_passes = int(getattr(result, "forward_passes", 0))
+            self._chunk_pub.publish(self._chunk_message(observation, targets, result))
+            self._publish_status()
+
+    def _targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        spec = self.embodiment
+        if actions.shape != (spec.chunk_length, spec.dof):
+            raise ValueError(
+                f"policy returned actions of shape {actions.shape}, expected {(spec.chunk_length, spec.dof)}"
+            )
+        if not np.all(np.isfinite(actions)):
+            raise ValueError("policy returned NaN/inf actions")
+        return state + actions if self._param("action_mode") == "delta" else actions
+
+    def _chunk_message(self, observation: _Observation, targets: np.ndarray, result) -> ActionChunk:
+        spec = self.embodiment
+        codes = np.asarray(getattr(result, "codes", np.empty(0)), dtype=np.int64)
+        message = ActionChunk(
+            embodiment=spec.name,
+            joint_names=list(spec.joint_names),
+            horizon=spec.chunk_length,
+            action_dim=spec.dof,
+            dt=spec.dt,
+            tokenizer=str(getattr(result, "tokenizer", "")),
+            codes_shape=list(codes.shape),
+            codes=codes.ravel().astype(np.int32).tolist(),
+            actions=targets.ravel().tolist(),
+            observation_sources=[*spec.camera_names, "joint_states"],
+            observation_stamps=[s for s in observation.stamps if s is not None],
+        )
+        message.header.stamp = self.get_clock().now().to_msg()
+        return message
+
+    # --------------------------------------------------------------------------------------------------- output
+    def _tick(self) -> None:
+        now = self._now()
+        period = self.embodiment.dt
+        if self._last_tick is not None and now - self._last_tick > 2 * period:
+            self._status.missed_ticks += int((now - self._last_tick) / period) - 1
+        self._last_tick = now
+        if self._status.state == PolicyStatus.STATE_ERROR and self._policy is None:
+            return
+        with self._lock:
+            if self._estopped:
+                return
+            problem = self._input_problem(now)
+            if problem is None:
+                times, actions = self._schedule.upcoming(now, limit=self._param("execution_horizon"))
+                current = self._joints.positions(now, self._param("joint_state_timeout_s"))
+            else:
+                self._schedule.clear()
+                if problem.stale:
+                    self._status.stale_ticks += 1
+                elif not problem.idle:
+                    self._status.invalid_ticks += 1
+        if problem is not None:
+            state = PolicyStatus.STATE_IDLE if problem.idle else PolicyStatus.STATE_HOLDING
+            self._hold(state, "" if problem.idle else str(problem))
+            return
+        if len(times) == 0:
+            return  # the first chunk is still being computed
+        points = self._limiter.apply(times, actions, current)
+        self._set_state(PolicyStatus.STATE_RUNNING, "")
+        if self._param("dry_run"):
+            return
+        self._trajectory_pub.publish(self._trajectory(points))
+        self._holding_sent = False
+        with self._lock:
+            self._status.trajectories_published += 1
+
+    def _trajectory(self, points) -> JointTrajectory:
+        # header.stamp stays 0: joint_trajectory_controller starts a zero-stamped trajectory on arrival.
+        message = JointTrajectory(joint_names=list(self.embodiment.joint_names))
+        for t, q, v in zip(points.time_from_start, points.positions, points.velocities, strict=True):
+            seconds = int(t)
+            message.points.append(
+                JointTrajectoryPoint(
+                    positions=q.tolist(),
+                    velocities=v.tolist(),
+                    time_from_start=Duration(sec=seconds, nanosec=round((t - seconds) * 1e9)),
+                )
+            )
+        return message
+
+    def _hold(self, state: int, reason: str) -> None:
+        """Stop the controller once per hold (an empty trajectory), then publish nothing until inputs are good."""
+        if not self._holding_sent and not self._param("dry_run"):
+            self._trajectory_pub.publish(JointTrajectory(joint_names=list(self.embodiment.joint_names)))
+            self._holding_sent = True
+        self._set_state(state, reason)
+
+    def _set_state(self, state: int, reason: str) -> None:
+        changed = state != self._status.state or reason != self._status.last_error
+        self._status.state, self._status.last_error = state, reason
+        if changed:
+            if reason:
+                self.get_logger().warning(f"{STATE_NAMES[state]}: {reason}", throttle_duration_sec=2.0)
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        self._status.header.stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(self._status)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    with rclpy.init(args=args):
+        node = PolicyNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            node.destroy_node()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The policy node through real rclpy and DDS: what a robot receives, and what it never receives."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from conftest import CONFIG_DIR, EMBODIMENTS
+
+rclpy = pytest.importorskip("rclpy")
+from std_msgs.msg import Bool, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from faster_core.embodiment import Embodiment  # noqa: E402
+from faster_msgs.msg import PolicyStatus  # noqa: E402
+from faster_ros.policy_node import PolicyNode  # noqa: E402
+
+from policy_harness import RecordingPolicy, Rig  # noqa: E402
+
+pytestmark = pytest.mark.ros
+INSTRUCTION = "pick up the cube"
+
+
+@pytest.fixture
+def make_rig(ros_env):
+    rigs, contexts = [], []
+
+    def make(embodiment: str = "single_arm", *overrides: str, policy=None) -> Rig:
+        path = CONFIG_DIR / f"{embodiment}.yaml"
+        spec = Embodiment.from_yaml(path)
+        context = rclpy.Context()
+        args = ["--ros-args", "--params-file", str(path)]
+        for override in overrides:
+            args += ["-p", override]
+        rclpy.init(args=args, context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+        contexts.append(context)
+        node = PolicyNode(policy=policy or RecordingPolicy(spec), context=context)
+        rig = Rig(context, spec, node)
+        rigs.append(rig)
+        rig.instruction.publish(String(data=INSTRUCTION))
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()
+    for context in contexts:
+        context.try_shutdown()
+
+
+def start_running(rig: Rig) -> None:
+    assert rig.wait_for(lambda: len(rig.running_trajectories()) >= 3), (
+        f"no trajectory; status: {rig.statuses[-1].last_error if rig.statuses else 'none'}"
+    )
+
+
+@pytest.mark.parametrize("embodiment", EMBODIMENTS)
+def test_trajectory_for_each_embodiment(make_rig, embodiment):
+    rig = make_rig(embodiment, "execution_horizon:=8")
+    spec = rig.spec
+    start_running(rig)
+    trajectory = rig.running_trajectories()[-1]
+    assert list(trajectory.joint_names) == list(spec.joint_names)
+    assert trajectory.header.stamp.sec == 0 and trajectory.header.stamp.nanosec == 0
+    assert 1 <= len(trajectory.points) <= 8
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in trajectory.points]
+    assert times[0] > 0 and all(b > a for a, b in itertools.pairwise(times))
+    positions = np.array([p.positions for p in trajectory.points])
+    assert positions.shape[1] == spec.dof and len(trajectory.points[0].velocities) == spec.dof
+    assert np.all(positions >= spec.limits.position_lower - 1e-9)
+    assert np.all(positions <= spec.limits.position_upper + 1e-9)
+    # The recording policy adds a small ramp to the observed state: the command follows it.
+    assert np.all(positions[-1] >= rig.position - 1e-9)
+
+    chunk = rig.chunks[-1]
+    assert (chunk.embodiment, chunk.horizon, chunk.action_dim) == (spec.name, spec.chunk_length, spec.dof)
+    assert list(chunk.codes_shape) == [3, spec.tokenizer.time_tokens, spec.dof]
+    assert len(chunk.actions) == spec.chunk_length * spec.dof
+    assert list(chunk.observation_sources) == [*spec.camera_names, "joint_states"]
+    status = rig.last_status()
+    assert status.chunks_computed >= 1 and status.decoder_forward_passes == 3 and status.decode_ms == 3.0
+    assert rig.node._policy.calls[-1]["instruction"] == INSTRUCTION
+
+
+def _assert_holds(rig: Rig, cause: str, counter: str | None = None) -> None:
+    def holding() -> bool:
+        return (
+            bool(rig.statuses)
+            and rig.last_status().state == PolicyStatus.STATE_HOLDING
+            and cause in (rig.last_status().last_error)
+        )
+
+    assert rig.wait_for(holding), f"expected a hold naming {cause!r}; last: {rig.statuses[-1].last_error!r}"
+    rig.feed(0.1)
+    before = len(rig.running_trajectories())
+    rig.feed(0.4)
+    assert len(rig.running_trajectories()) == before, "a trajectory was published from bad input"
+    assert [t for _, t in rig.trajectories if not t.points], "the controller was not told to stop (empty trajectory)"
+    assert rig.node.context.ok(), "node died"
+    if counter:
+        assert getattr(rig.last_status(), counter) > 0 or getattr(rig.node._status, counter) > 0
+
+
+def test_stale_images_hold(make_rig):
+    rig = make_rig("single_arm", "image_timeout_s:=0.2")
+    start_running(rig)
+    rig.publish_cameras = False
+    _assert_holds(rig, "stale", "stale_ticks")
+
+
+def test_nan_joints_hold(make_rig):
+    rig = make_rig()
+    start_running(rig)
+    rig.position = rig.position.copy()
+    rig.position[2] = np.nan
+    _assert_holds(rig, "NaN/inf positions for ['joint3']", "dropped_messages")
+
+
+def test_unknown_joint_names_never_run(make_rig):
+    rig = make_rig()
+    rig.joint_names = [f"other_{name}" for name in rig.spec.joint_names]
+    _assert_holds(rig, "other names")
+    assert not rig.running_trajectories()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "cause"),
+    [("encoding", "yuv422", "unsupported image encoding 'yuv422'"), ("image", np.zeros((8, 8, 3), np.uint8), "8x8")],
+)
+def test_bad_images_hold(make_rig, attribute, value, cause):
+    rig = make_rig()
+    start_running(rig)
+    if attribute == "encoding":
+        rig.encoding = value
+    else:
+        rig.image = value
+    _assert_holds(rig, cause, "dropped_messages")
+
+
+@pytest.mark.parametrize(("text", "cause"), [("   ", "instruction is empty"), ("x" * 100_000, "100000 characters")])
+def test_bad_instruction_holds(make_rig, text, cause):
+    rig = make_rig()
+    start_running(rig)
+    rig.instruction.publish(String(data=text))
+    _assert_holds(rig, cause, "dropped_messages")
+
+
+def test_estop_stops_within_one_period_and_reset_resumes(make_rig):
+    rig = make_rig()
+    start_running(rig)
+    engaged_at = time.monotonic()
+    rig.estop.publish(Bool(data=True))
+    assert rig.wait_for(lambda: rig.last_status().state == PolicyStatus.STATE_ESTOPPED, timeout=2.0)
+    engaged = rig.statuses[-1]
+    rig.feed(0.5)
+    late = [t for t, m in rig.trajectories if m.points and t > engaged_at + rig.spec.dt]
+    assert not late, "trajectories kept coming after the e-stop"
+    assert engaged.last_error.startswith("e-stop engaged")
+
+    assert rig.reset.wait_for_service(timeout_sec=5.0)
+    future = rig.reset.call_async(Trigger.Request())
+    assert rig.wait_for(future.done)
+    assert future.result().success
+    count = len(rig.running_trajectories())
+    assert rig.wait_for(lambda: len(rig.running_trajectories()) > count + 2)
+
+
+def test_dry_run_publishes_chunks_but_no_trajectory(make_rig):
+    rig = make_rig("bimanual", "dry_run:=true")
+    assert rig.wait_for(lambda: len(rig.chunks) >= 3)
+    rig.feed(0.3)
+    assert not rig.trajectories
+    assert rig.last_status().state == PolicyStatus.STATE_RUNNING
+
+
+def test_model_error_holds_and_node_survives(make_rig):
+    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+    policy = RecordingPolicy(spec, error=RuntimeError("CUDA exploded"))
+    rig = make_rig("single_arm", policy=policy)
+    _assert_holds(rig, "model error: CUDA exploded", "model_errors")
+    policy.error = None
+    assert rig.wait_for(lambda: len(rig.running_trajectories()) >= 2), "did not recover after the model recovered"
+
+
+def test_runtime_change_of_checkpoint_is_refused(make_rig):
+    rig = make_rig()
+    from rclpy.parameter import Parameter
+
+    result = rig.node.set_parameters([Parameter("policy_path", value="/elsewhere")])[0]
+    assert not result.successful and "read-only" in result.reason
+    assert not rig.node.set_parameters([Parameter("joint_names", value=["a"])])[0].successful
+    assert rig.node.set_parameters([Parameter("execution_horizon", value=5)])[0].successful
+    assert not rig.node.set_parameters([Parameter("execution_horizon", value=500)])[0].successful
