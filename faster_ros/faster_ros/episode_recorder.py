@@ -48,8 +48,8 @@ class _Stream:
 
 
 class EpisodeRecorder(Node):
-    def __init__(self):
-        super().__init__("episode_recorder")
+    def __init__(self, **node_kwargs):
+        super().__init__("episode_recorder", **node_kwargs)
         self.embodiment = declare_embodiment(self)
         self.output_dir = Path(
             self.declare_parameter(
