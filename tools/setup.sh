@@ -41,6 +41,7 @@ export PATH="$venv/bin:\$PATH"
 export AMENT_PREFIX_PATH="$venv\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
+export MUJOCO_GL="\${MUJOCO_GL:-egl}"
 . "$root/install/local_setup.sh"
 ENV
 echo "[setup] ready: source env.sh"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from faster_core import __version__
+from faster_core.data import cli as data_cli
 from faster_core.embodiment import Embodiment, EmbodimentError
 
 
@@ -38,7 +39,7 @@ def _register_embodiment(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show_embodiment)
 
 
-GROUPS = (_register_embodiment,)
+GROUPS = (_register_embodiment, data_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

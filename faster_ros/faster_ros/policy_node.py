@@ -28,8 +28,8 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from faster_core.control import ActionSchedule, CommandLimiter, JointStateCache
+from faster_core.images import check_image, to_rgb
 from faster_msgs.msg import ActionChunk, PolicyStatus
-from faster_ros.images import check_image, to_rgb
 from faster_ros.parameters import declare_embodiment
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

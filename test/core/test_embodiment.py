@@ -6,10 +6,10 @@ import yaml
 
 from faster_core.embodiment import PARAMETERS, Embodiment, EmbodimentError, load_parameter_file
 
-from conftest import CONFIG_DIR, EMBODIMENTS
+from conftest import ALL_CONFIGS, CONFIG_DIR, EMBODIMENTS
 
 
-@pytest.mark.parametrize("name", EMBODIMENTS)
+@pytest.mark.parametrize("name", ALL_CONFIGS)
 def test_shipped_configs_parse_and_match_the_schema(name):
     spec = Embodiment.from_yaml(CONFIG_DIR / f"{name}.yaml")
     assert spec.name == name

@@ -107,5 +107,6 @@ class Rig:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._spinner.join(timeout=5.0)
         self.node.destroy_node()
         self.io.destroy_node()

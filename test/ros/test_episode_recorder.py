@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -22,11 +23,15 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from faster_core.data.bags import BagConversion, convert_bags  # noqa: E402
+from faster_core.data.episodes import EpisodeDataset  # noqa: E402
 from faster_core.embodiment import Embodiment  # noqa: E402
 from faster_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 SPEC = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+LEADER = "/leader/joint_states"  # a teleop leader arm: its positions are the demonstrated actions
+LEADER_OFFSET = 0.05
 
 
 class Robot:
@@ -39,6 +44,7 @@ class Robot:
         self.cameras = {c.name: self.node.create_publisher(Image, c.topic, 10) for c in SPEC.cameras}
         self.joints = self.node.create_publisher(JointState, SPEC.topics.joint_states, 10)
         self.trajectory = self.node.create_publisher(JointTrajectory, SPEC.topics.trajectory, 10)
+        self.leader = self.node.create_publisher(JointState, LEADER, 10)
         self.start = self.node.create_client(StartEpisode, "/episode_recorder/start")
         self.stop = self.node.create_client(StopEpisode, "/episode_recorder/stop")
 
@@ -55,7 +61,7 @@ class Robot:
         return future.result()
 
     def wait_for_recorder(self):
-        publishers = [*self.cameras.values(), self.joints, self.trajectory]
+        publishers = [*self.cameras.values(), self.joints, self.trajectory, self.leader]
         assert self.spin_until(lambda: all(p.get_subscription_count() > 0 for p in publishers))
 
     def publish_episode(self, steps: int) -> list[list[float]]:
@@ -65,8 +71,10 @@ class Robot:
             positions.append(q)
             stamp = self.node.get_clock().now().to_msg()
             self.joints.publish(JointState(name=list(SPEC.joint_names), position=q))  # effort=[] as many drivers do
+            leader_q = [value + LEADER_OFFSET for value in q]
+            self.leader.publish(JointState(name=list(reversed(SPEC.joint_names)), position=leader_q[::-1]))
             for index, publisher in enumerate(self.cameras.values()):
-                image = Image(height=6, width=8, encoding="rgb8", step=24, data=bytes([step + index] * 144))
+                image = Image(height=16, width=20, encoding="rgb8", step=60, data=bytes([step + index] * 960))
                 image.header.stamp = stamp
                 publisher.publish(image)
             if step % 2 == 0:
@@ -85,7 +93,8 @@ class Robot:
 def recorder(tmp_path, ros_env):
     process = subprocess.Popen(
         [sys.executable, "-m", "faster_ros.episode_recorder", "--ros-args", "--params-file",
-         str(CONFIG_DIR / "single_arm.yaml"), "-p", f"output_dir:={tmp_path / 'bags'}"],
+         str(CONFIG_DIR / "single_arm.yaml"), "-p", f"output_dir:={tmp_path / 'bags'}",
+         "-p", f"leader_joint_states:={LEADER}"],
         env=ros_env,
     )  # fmt: skip
     yield process
@@ -159,3 +168,26 @@ def test_shutdown_closes_and_marks_a_running_episode(recorder, robot, tmp_path):
     custom, _, messages = read_bag(Path(started.bag_path))
     assert custom["cut_by_shutdown"] is True and custom["task_success"] is False
     assert len(messages[SPEC.topics.joint_states]) == 4
+
+
+def test_recorded_bag_converts_back_to_the_published_episode(recorder, robot, tmp_path):
+    robot.wait_for_recorder()
+    assert robot.call(robot.start, StartEpisode.Request(instruction="stack the cups")).success
+    positions = np.array(robot.publish_episode(steps=40))
+    robot.spin_until(lambda: False, timeout=0.3)
+    stopped = robot.call(robot.stop, StopEpisode.Request(task_success=True))
+
+    config = BagConversion(embodiment=SPEC, action_topic=LEADER, max_age_s=0.2, min_steps=10)
+    report = convert_bags([stopped.bag_path], tmp_path / "dataset", config, progress=False)
+    assert not report.skipped, report.skipped
+    dataset = EpisodeDataset(tmp_path / "dataset")
+    episode = dataset.episode(0)
+    assert episode.instruction == "stack the cups" and episode.success
+    assert list(episode.joint_names) == list(SPEC.joint_names) and dataset.fps == SPEC.control_rate_hz
+    # Each tick holds the latest published joint state, never a later one: every row is a published row, in order.
+    rows = [int(np.flatnonzero(np.all(np.isclose(positions, state, atol=1e-6), axis=1))[0]) for state in episode.state]
+    assert rows == sorted(rows) and len(rows) >= 20
+    # Actions are the leader's positions (published reordered by name), i.e. a published row plus the offset.
+    for action in episode.action:
+        assert np.any(np.all(np.isclose(positions + LEADER_OFFSET, action, atol=1e-6), axis=1))
+    assert episode.frames[SPEC.camera_names[0]][0].shape == (16, 20, 3)

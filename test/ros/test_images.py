@@ -7,7 +7,8 @@ pytest.importorskip("rclpy")
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 
-from faster_ros.images import RAW_ENCODINGS, check_image, from_rgb, to_rgb
+from faster_core.images import RAW_ENCODINGS, check_image, to_rgb
+from faster_ros.images import from_rgb
 
 RGB = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
 

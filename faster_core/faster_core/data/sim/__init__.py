@@ -1,0 +1,55 @@
+"""Demonstrations from peer simulators' own scripted experts, written in the episode format.
+
+Each simulator lives in its own module and is imported only when asked for, so the data package works without
+any simulator installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from faster_core.data.sim.common import GenerationReport
+
+SIMULATORS = ("metaworld", "so101")
+# Robots and CI machines have no display: render off-screen unless the user chose a backend.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def generate(
+    env_name: str,
+    episodes: int,
+    cameras: Sequence[str],
+    out_dir: str | Path,
+    seed: int = 0,
+    *,
+    tasks: Sequence[str] | None = None,
+    image_size: int = 128,
+    image_format: str = "jpeg",
+    max_attempts: int | None = None,
+    progress: bool = True,
+) -> GenerationReport:
+    """Record ``episodes`` successful episodes (per task for Meta-World) into ``out_dir``; prints the summary.
+
+    ``tasks`` selects Meta-World tasks (default: MT10); SO-101 has the single pick-place task.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    options = {"image_size": image_size, "image_format": image_format, "max_attempts": max_attempts}
+    if env_name == "metaworld":
+        from faster_core.data.sim import metaworld
+
+        if tasks:
+            options["tasks"] = tuple(tasks)
+        report = metaworld.generate(episodes, cameras, out_dir, seed, progress=progress, **options)
+    elif env_name == "so101":
+        from faster_core.data.sim import so101
+
+        if tasks and tuple(tasks) != (so101.TASK_NAME,):
+            raise ValueError(f"SO-101 has one task, {so101.TASK_NAME!r}; got {list(tasks)}")
+        report = so101.generate(episodes, cameras, out_dir, seed, progress=progress, **options)
+    else:
+        raise ValueError(f"unknown simulator {env_name!r}; choose one of {list(SIMULATORS)}")
+    print(report.summary())
+    return report

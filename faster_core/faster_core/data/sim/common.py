@@ -1,0 +1,157 @@
+"""What every simulator generator shares: camera rendering, the record-only-successes loop and its report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import mujoco
+import numpy as np
+from tqdm import tqdm
+
+from faster_core.data.episodes import DatasetWriter
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One scripted episode as run, recorded before we know whether it succeeded."""
+
+    state: np.ndarray  # [T, D] joint positions before each step
+    action: np.ndarray  # [T, D] joint targets commanded at each step
+    frames: dict[str, list[np.ndarray]]
+    success: bool
+
+
+class ScriptedTask(Protocol):
+    """A simulator task with its scripted expert; one instance keeps one environment (and GL context) alive."""
+
+    name: str
+    instruction: str
+
+    def rollout(self, rng: np.random.Generator) -> Rollout: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    task: str
+    recorded: int
+    attempts: int
+    seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        return self.recorded / self.attempts if self.attempts else 0.0
+
+    @property
+    def seconds_per_episode(self) -> float:
+        """Wall time per attempted episode: simulation, expert, rendering and writing."""
+        return self.seconds / self.attempts if self.attempts else 0.0
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    env_name: str
+    out_dir: str
+    tasks: tuple[TaskReport, ...]
+
+    @property
+    def recorded(self) -> int:
+        return sum(t.recorded for t in self.tasks)
+
+    @property
+    def attempts(self) -> int:
+        return sum(t.attempts for t in self.tasks)
+
+    @property
+    def success_rate(self) -> float:
+        return self.recorded / self.attempts if self.attempts else 0.0
+
+    @property
+    def seconds_per_episode(self) -> float:
+        return sum(t.seconds for t in self.tasks) / self.attempts if self.attempts else 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"{t.task:<28} {t.recorded:>4}/{t.attempts:<4} successful  {t.success_rate:6.1%}  "
+            f"{t.seconds_per_episode:6.3f} s/episode"
+            for t in self.tasks
+        ]
+        lines.append(
+            f"{self.env_name}: {self.recorded} episodes written to {self.out_dir} from {self.attempts} attempts "
+            f"(success rate {self.success_rate:.1%}, {self.seconds_per_episode:.3f} s/episode)"
+        )
+        return "\n".join(lines)
+
+
+def collect(
+    writer: DatasetWriter,
+    task: ScriptedTask,
+    *,
+    episodes: int,
+    max_attempts: int,
+    rng: np.random.Generator,
+    progress: bool,
+) -> TaskReport:
+    """Run the expert until ``episodes`` successes (or ``max_attempts`` tries); only successes are written."""
+    start = time.perf_counter()
+    attempts = recorded = 0
+    with tqdm(total=episodes, desc=task.name, unit="episode", disable=not progress, leave=False) as bar:
+        while recorded < episodes and attempts < max_attempts:
+            attempts += 1
+            rollout = task.rollout(rng)
+            if rollout.success:
+                writer.add_episode(
+                    timestamps=np.arange(len(rollout.state)) / writer.fps,
+                    state=rollout.state,
+                    action=rollout.action,
+                    frames=rollout.frames,
+                    instruction=task.instruction,
+                    success=True,
+                )
+                recorded += 1
+                bar.update()
+            bar.set_postfix(success=f"{recorded}/{attempts}")
+    return TaskReport(task.name, recorded, attempts, time.perf_counter() - start)
+
+
+class CameraRig:
+    """Offscreen renders of named MJCF cameras at one square size, shadows and reflections off for speed.
+
+    A camera whose image "up" axis points below the horizon (Meta-World's corner cameras are mounted rolled by
+    180 degrees) is turned upright by rotating its frames 180 degrees, which keeps them a real camera's view
+    (a vertical flip alone would mirror the scene). The decision is made once, from the pose at construction,
+    so a moving camera never flips mid-episode.
+    """
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, cameras: Sequence[str], size: int):
+        available = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        unknown = [c for c in cameras if c not in available]
+        if unknown:
+            raise ValueError(f"unknown cameras {unknown}; this scene has {available}")
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, size)
+        mujoco.mj_forward(model, data)
+        self.cameras = tuple(cameras)
+        self._upside_down = {c for c in cameras if data.cam(c).xmat.reshape(3, 3)[2, 1] < 0}
+        self._renderer = mujoco.Renderer(model, size, size)
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+
+    @property
+    def upside_down(self) -> frozenset[str]:
+        return frozenset(self._upside_down)
+
+    def capture(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        frames = {}
+        for camera in self.cameras:
+            self._renderer.update_scene(data, camera=camera)
+            image = self._renderer.render()
+            frames[camera] = np.ascontiguousarray(image[::-1, ::-1] if camera in self._upside_down else image)
+        return frames
+
+    def close(self) -> None:
+        self._renderer.close()

@@ -1,0 +1,71 @@
+"""Action windows, their padding and mask, the q01/q99 normalisation and the chunk array for tokenizers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faster_core.data.chunks import QuantileNormalizer, action_chunks, action_windows
+from faster_core.data.episodes import DatasetWriter, EpisodeDataset
+from faster_core.data.stats import ArrayStats
+
+
+def test_windows_hold_future_actions_and_pad_with_the_last_one():
+    actions = np.arange(10.0).reshape(5, 2)  # action t = [2t, 2t + 1]
+    windows = action_windows(actions, horizon=3)
+    assert windows.chunks.shape == (5, 3, 2) and windows.mask.shape == (5, 3)
+    np.testing.assert_array_equal(windows.chunks[1], actions[1:4])
+    np.testing.assert_array_equal(windows.chunks[3], [actions[3], actions[4], actions[4]])
+    np.testing.assert_array_equal(windows.chunks[4], [actions[4]] * 3)
+    np.testing.assert_array_equal(windows.mask.sum(axis=1), [3, 3, 3, 2, 1])
+    assert not windows.mask[3, 2] and windows.mask[3, 1]
+
+
+def test_window_longer_than_the_episode():
+    windows = action_windows(np.ones((2, 1)), horizon=4)
+    assert windows.chunks.shape == (2, 4, 1)
+    np.testing.assert_array_equal(windows.mask, [[True, True, False, False], [True, False, False, False]])
+    with pytest.raises(ValueError, match="horizon"):
+        action_windows(np.ones((2, 1)), horizon=0)
+
+
+def test_normalisation_maps_quantiles_to_unit_range_clips_and_inverts():
+    rng = np.random.default_rng(1)
+    samples = np.column_stack([rng.normal(0, 1, 2000), rng.uniform(5, 9, 2000), np.full(2000, 0.3)])
+    stats = ArrayStats.from_samples(samples)
+    normalizer = QuantileNormalizer.from_stats(stats)
+    np.testing.assert_allclose(normalizer.normalize(stats.q01)[:2], [-1, -1])
+    np.testing.assert_allclose(normalizer.normalize(stats.q99)[:2], [1, 1])
+    normalized = normalizer.normalize(samples)
+    assert normalized.min() >= -1 and normalized.max() <= 1
+    np.testing.assert_array_equal(normalized[:, 2], 0.0)  # a constant dimension maps to 0, not to -1
+    inside = np.all((samples >= stats.q01) & (samples <= stats.q99), axis=1)
+    np.testing.assert_allclose(normalizer.denormalize(normalized[inside]), samples[inside], atol=1e-12)
+    outlier = stats.q99 + 10
+    np.testing.assert_allclose(normalizer.denormalize(normalizer.normalize(outlier))[:2], stats.q99[:2])
+    chunk = samples[:12].reshape(2, 6, 3)  # any [..., D] shape
+    assert normalizer.normalize(chunk).shape == (2, 6, 3)
+
+
+def test_action_chunks_of_a_split_in_robot_units(tmp_path):
+    lengths = (4, 6, 3)
+    with DatasetWriter(tmp_path, fps=5, embodiment="toy", joint_names=("a", "b")) as writer:
+        for i, length in enumerate(lengths):
+            action = np.column_stack([np.arange(length), np.full(length, 100.0 * i)])
+            writer.add_episode(
+                timestamps=np.arange(length) / 5,
+                state=np.zeros((length, 2)),
+                action=action,
+                instruction="",
+                success=True,
+            )
+    dataset = EpisodeDataset(tmp_path)
+    chunks = action_chunks(dataset, [0, 2], horizon=4)
+    assert chunks.shape == (4 + 3, 4, 2) and chunks.dtype == np.float32
+    np.testing.assert_array_equal(chunks[0, :, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(chunks[5, :, 0], [1, 2, 2, 2])
+    np.testing.assert_array_equal(chunks[4:, :, 1], 200.0)
+    full = action_chunks(dataset, [1], horizon=4, include_padded=False)
+    assert full.shape == (3, 4, 2)
+    np.testing.assert_array_equal(full[-1, :, 0], [2, 3, 4, 5])
+    assert action_chunks(dataset, [], horizon=4).shape == (0, 4, 2)

