@@ -20,6 +20,7 @@ setup(
         "console_scripts": [
             "episode_recorder = faster_ros.episode_recorder:main",
             "policy_node = faster_ros.policy_node:main",
+            "episode_player = faster_ros.episode_player:main",
         ],
     },
 )
