@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "faster_bringup" / "config"
-EMBODIMENTS = ("single_arm", "bimanual", "whole_body")  # the paper's Table 4 embodiments
-ALL_CONFIGS = tuple(sorted(path.stem for path in CONFIG_DIR.glob("*.yaml")))
 
 # Tests render simulators off-screen (no display here or in CI), before any test module imports mujoco.
 os.environ.setdefault("MUJOCO_GL", "egl")

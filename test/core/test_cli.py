@@ -3,7 +3,7 @@ import sys
 
 from faster_core.cli import main
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 
 def test_help_lists_groups(capsys):

@@ -6,7 +6,7 @@ import yaml
 
 from faster_core.embodiment import PARAMETERS, Embodiment, EmbodimentError, load_parameter_file
 
-from conftest import ALL_CONFIGS, CONFIG_DIR, EMBODIMENTS
+from repo_paths import ALL_CONFIGS, CONFIG_DIR, EMBODIMENTS
 
 
 @pytest.mark.parametrize("name", ALL_CONFIGS)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

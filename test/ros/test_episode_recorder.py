@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIG_DIR, EMBODIMENTS, REPO
+from repo_paths import CONFIG_DIR, EMBODIMENTS, REPO
 
 rclpy = pytest.importorskip("rclpy")
 from faster_core.embodiment import Embodiment  # noqa: E402

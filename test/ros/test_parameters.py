@@ -4,7 +4,7 @@ import pytest
 
 from faster_core.embodiment import Embodiment, EmbodimentError
 
-from conftest import CONFIG_DIR, EMBODIMENTS
+from repo_paths import CONFIG_DIR, EMBODIMENTS
 
 rclpy = pytest.importorskip("rclpy")
 from faster_ros.parameters import declare_embodiment  # noqa: E402

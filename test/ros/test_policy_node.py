@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import CONFIG_DIR, EMBODIMENTS
+from repo_paths import CONFIG_DIR, EMBODIMENTS
 
 rclpy = pytest.importorskip("rclpy")
 from std_msgs.msg import Bool, String  # noqa: E402

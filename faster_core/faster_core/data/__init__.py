@@ -4,7 +4,7 @@ The format and chunking are importable from here; ``faster_core.data.sim`` (simu
 ``faster_core.data.bags`` (rosbags) are imported explicitly, as they need optional packages.
 """
 
-from faster_core.data.chunks import ActionWindows, QuantileNormalizer, action_chunks, action_windows
+from faster_core.data.chunks import ActionWindows, action_chunks, action_windows
 from faster_core.data.episodes import (
     DatasetError,
     DatasetSplit,
@@ -27,7 +27,6 @@ __all__ = [
     "EpisodeDataset",
     "FrameError",
     "LazyFrames",
-    "QuantileNormalizer",
     "SkippedEpisode",
     "action_chunks",
     "action_windows",

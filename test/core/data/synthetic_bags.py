@@ -16,7 +16,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from faster_core.embodiment import Embodiment
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 TYPES = get_typestore(Stores.ROS2_KILTED)
 MSG = TYPES.types

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faster_core.data.chunks import QuantileNormalizer, action_chunks, action_windows
+from faster_core.data.chunks import action_chunks, action_windows
 from faster_core.data.episodes import DatasetWriter, EpisodeDataset
-from faster_core.data.stats import ArrayStats
 
 
 def test_windows_hold_future_actions_and_pad_with_the_last_one():
@@ -27,24 +26,6 @@ def test_window_longer_than_the_episode():
     np.testing.assert_array_equal(windows.mask, [[True, True, False, False], [True, False, False, False]])
     with pytest.raises(ValueError, match="horizon"):
         action_windows(np.ones((2, 1)), horizon=0)
-
-
-def test_normalisation_maps_quantiles_to_unit_range_clips_and_inverts():
-    rng = np.random.default_rng(1)
-    samples = np.column_stack([rng.normal(0, 1, 2000), rng.uniform(5, 9, 2000), np.full(2000, 0.3)])
-    stats = ArrayStats.from_samples(samples)
-    normalizer = QuantileNormalizer.from_stats(stats)
-    np.testing.assert_allclose(normalizer.normalize(stats.q01)[:2], [-1, -1])
-    np.testing.assert_allclose(normalizer.normalize(stats.q99)[:2], [1, 1])
-    normalized = normalizer.normalize(samples)
-    assert normalized.min() >= -1 and normalized.max() <= 1
-    np.testing.assert_array_equal(normalized[:, 2], 0.0)  # a constant dimension maps to 0, not to -1
-    inside = np.all((samples >= stats.q01) & (samples <= stats.q99), axis=1)
-    np.testing.assert_allclose(normalizer.denormalize(normalized[inside]), samples[inside], atol=1e-12)
-    outlier = stats.q99 + 10
-    np.testing.assert_allclose(normalizer.denormalize(normalizer.normalize(outlier))[:2], stats.q99[:2])
-    chunk = samples[:12].reshape(2, 6, 3)  # any [..., D] shape
-    assert normalizer.normalize(chunk).shape == (2, 6, 3)
 
 
 def test_action_chunks_of_a_split_in_robot_units(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from faster_core.data.cli import register
 from faster_core.data.episodes import DatasetError, DatasetWriter, EpisodeDataset
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 
 def run(argv: list[str]) -> int:

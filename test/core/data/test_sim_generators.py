@@ -8,7 +8,7 @@ import pytest
 from faster_core.data.episodes import EpisodeDataset
 from faster_core.embodiment import Embodiment, load_parameter_file
 
-from conftest import CONFIG_DIR
+from repo_paths import CONFIG_DIR
 
 mujoco = pytest.importorskip("mujoco")
 
