@@ -21,6 +21,7 @@ setup(
             "episode_recorder = faster_ros.episode_recorder:main",
             "policy_node = faster_ros.policy_node:main",
             "episode_player = faster_ros.episode_player:main",
+            "sim_robot = faster_ros.sim_robot:main",
         ],
     },
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import mujoco
 import numpy as np
 from lerobot_env_so101 import GymRenderingSpec, SO101PickPlaceGymEnv
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
@@ -29,13 +30,15 @@ INSTRUCTION = "pick up the cube and place it on the goal"
 MAX_STEPS = 300  # the registered environment's episode limit
 
 
-class So101PickPlaceTask:
-    """The pick-place environment with its scripted controller and an optional camera rig."""
+class So101PickPlace:
+    """The pick-place scene one control step at a time, driven by joint targets or by the scripted expert.
 
-    name = TASK_NAME
-    instruction = INSTRUCTION
+    ``command`` is what a robot behind joint_trajectory_controller does: position-servo targets held for one
+    control step. ``expert_step`` lets the shipped controller act (end-effector deltas through the environment's
+    IK) and returns the joint targets it commanded. Success and termination are the environment's own.
+    """
 
-    def __init__(self, embodiment: Embodiment, seed: int, cameras: Sequence[str], image_size: int):
+    def __init__(self, embodiment: Embodiment, seed: int, cameras: Sequence[str] = (), image_size: int = 128):
         self._env = SO101PickPlaceGymEnv(
             seed=seed,
             action_scale=DEFAULT_ACTION_SCALE,
@@ -46,37 +49,93 @@ class So101PickPlaceTask:
             raise RuntimeError(
                 f"SO-101 env steps at {1 / self._env.control_dt:g} Hz, the {embodiment.name} embodiment says otherwise"
             )
-        self._env.reset(seed=seed)
         model = self._env.model
         self._joint_addresses = [model.joint(j).qposadr[0] for j in embodiment.joint_names]
         self._actuator_ids = [model.actuator(j).id for j in embodiment.joint_names]
+        self._ctrl_range = model.actuator_ctrlrange[self._actuator_ids]
+        self._substeps = round(self._env.control_dt / self._env.physics_dt)
+        self._targets: np.ndarray | None = None
+        # env.step() applies an action then judges success; joint targets replace the IK action step.
+        self._ee_apply = self._env.apply_action
+        self._env.apply_action = self._apply
         self._controller = PickPlaceController(DEFAULT_ACTION_SCALE)
         self._rig = CameraRig(model, self._env.data, cameras, image_size) if cameras else None
+        self.cameras = tuple(cameras)
+        self.reset(seed)
 
-    def rollout(self, rng: np.random.Generator) -> Rollout:
-        env = self._env
-        observation, _ = env.reset(seed=int(rng.integers(2**31)))
+    @property
+    def dt(self) -> float:
+        return self._env.control_dt
+
+    def reset(self, seed: int) -> None:
+        self._observation, _ = self._env.reset(seed=seed)
         self._controller.reset()
-        states, actions, success = [], [], False
-        frames: dict[str, list[np.ndarray]] = {c: [] for c in self._rig.cameras} if self._rig else {}
-        for _ in range(MAX_STEPS):
-            states.append(env.data.qpos[self._joint_addresses].copy())
-            if self._rig:
-                for camera, image in self._rig.capture(env.data).items():
-                    frames[camera].append(image)
-            block_position = observation["environment_state"][:3]
-            expert_action = self._controller.act(env.ik_point_pos, block_position, env.goal_pos)
-            observation, _, terminated, _, info = env.step(expert_action)
-            actions.append(env.data.ctrl[self._actuator_ids].copy())
-            success = bool(info["succeed"])
-            if terminated:
-                break
-        return Rollout(np.asarray(states), np.asarray(actions), frames, success)
+        self.success = self.terminated = False
+
+    def joint_positions(self) -> np.ndarray:
+        return self._env.data.qpos[self._joint_addresses].copy()
+
+    def commanded_targets(self) -> np.ndarray:
+        return self._env.data.ctrl[self._actuator_ids].copy()
+
+    def frames(self) -> dict[str, np.ndarray]:
+        return self._rig.capture(self._env.data) if self._rig else {}
+
+    def command(self, targets: np.ndarray) -> None:
+        """Hold joint ``targets`` (clipped to the servos' range) for one control step."""
+        self._targets = np.clip(np.asarray(targets, dtype=np.float64), self._ctrl_range[:, 0], self._ctrl_range[:, 1])
+        self._step(None)
+
+    def expert_step(self) -> np.ndarray:
+        """One step of the scripted controller; returns the joint targets it commanded."""
+        block_position = self._observation["environment_state"][:3]
+        self._step(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
+        return self.commanded_targets()
+
+    def _step(self, action) -> None:
+        self._observation, _, terminated, _, info = self._env.step(action)
+        self.success = bool(info["succeed"])
+        self.terminated = bool(terminated)
+
+    def _apply(self, action) -> None:
+        if action is not None:
+            self._ee_apply(action)
+            return
+        self._env.data.ctrl[self._actuator_ids] = self._targets
+        for _ in range(self._substeps):
+            mujoco.mj_step(self._env.model, self._env.data)
 
     def close(self) -> None:
         if self._rig:
             self._rig.close()
         self._env.close()
+
+
+class So101PickPlaceTask:
+    """Scripted-expert episodes of the pick-place scene, for the demonstration datasets."""
+
+    name = TASK_NAME
+    instruction = INSTRUCTION
+
+    def __init__(self, embodiment: Embodiment, seed: int, cameras: Sequence[str], image_size: int):
+        self._sim = So101PickPlace(embodiment, seed, cameras, image_size)
+
+    def rollout(self, rng: np.random.Generator) -> Rollout:
+        sim = self._sim
+        sim.reset(int(rng.integers(2**31)))
+        states, actions = [], []
+        frames: dict[str, list[np.ndarray]] = {c: [] for c in sim.cameras}
+        for _ in range(MAX_STEPS):
+            states.append(sim.joint_positions())
+            for camera, image in sim.frames().items():
+                frames[camera].append(image)
+            actions.append(sim.expert_step())
+            if sim.terminated:
+                break
+        return Rollout(np.asarray(states), np.asarray(actions), frames, sim.success)
+
+    def close(self) -> None:
+        self._sim.close()
 
 
 def generate(

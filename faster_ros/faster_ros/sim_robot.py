@@ -1,0 +1,152 @@
+"""A simulated SO-101 behind the topics a real robot uses: cameras and joint states out, JointTrajectory in.
+
+``mode:=policy`` follows trajectories with joint_trajectory_controller semantics (TrajectoryFollower) at the
+simulator's control rate; ``mode:=expert`` lets the shipped scripted controller act and publishes the joint targets
+it commands on the trajectory topic, so episodes can be recorded through ROS. Each episode ends on success, on the
+block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON) and the next
+episode starts (``~/reset`` starts one at once). Real time: the simulator steps on a wall-clock timer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import rclpy
+from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from faster_core.control import TrajectoryFollower
+from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
+from faster_ros.images import from_rgb
+from faster_ros.parameters import declare_embodiment
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # serves reliable and best-effort readers
+
+
+class SimRobot(Node):
+    def __init__(self, **node_kwargs):
+        super().__init__("sim_robot", **node_kwargs)
+        spec = self.embodiment = declare_embodiment(self)
+        self.mode = self.declare_parameter(
+            "mode", "policy", ParameterDescriptor(description="policy: follow trajectories; expert", read_only=True)
+        ).value
+        if self.mode not in ("policy", "expert"):
+            raise ValueError(f"mode must be 'policy' or 'expert', got {self.mode!r}")
+        self.seed = self.declare_parameter("seed", 0, ParameterDescriptor(description="first episode's seed")).value
+        self.max_steps = self.declare_parameter(
+            "max_steps",
+            150,
+            ParameterDescriptor(
+                description="control steps before an episode counts as failed",
+                integer_range=[IntegerRange(from_value=1, to_value=100_000, step=1)],
+            ),
+        ).value
+        image_size = self.declare_parameter(
+            "image_size", spec.image_size, ParameterDescriptor(description="rendered frame side", read_only=True)
+        ).value
+
+        self.sim = So101PickPlace(spec, self.seed, spec.camera_names, image_size)
+        self.episode, self.steps = 0, 0
+        self.follower = TrajectoryFollower(self.sim.joint_positions())
+        self.rejected_trajectories = 0
+
+        self._cameras = {c.name: self.create_publisher(Image, c.topic, RELIABLE) for c in spec.cameras}
+        self._joints = self.create_publisher(JointState, spec.topics.joint_states, RELIABLE)
+        self._instruction = self.create_publisher(String, spec.topics.instruction, LATCHED)
+        self._outcome = self.create_publisher(String, "~/outcome", RELIABLE)
+        if self.mode == "expert":
+            self._commands = self.create_publisher(JointTrajectory, spec.topics.trajectory, RELIABLE)
+        else:
+            self.create_subscription(JointTrajectory, spec.topics.trajectory, self._on_trajectory, RELIABLE)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(self.sim.dt, self._step)
+        self._start_episode()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _start_episode(self) -> None:
+        self.sim.reset(self.seed + self.episode)
+        self.steps = 0
+        self.follower = TrajectoryFollower(self.sim.joint_positions())
+        self._instruction.publish(String(data=INSTRUCTION))
+        self._publish_observation()
+        self.get_logger().info(f"episode {self.episode} ({self.mode}): {INSTRUCTION}")
+
+    def _on_trajectory(self, message: JointTrajectory) -> None:
+        names = list(message.joint_names)
+        try:
+            if message.points and sorted(names) != sorted(self.embodiment.joint_names):
+                raise ValueError(f"joint names {names} are not the robot's {list(self.embodiment.joint_names)}")
+            order = [names.index(joint) for joint in self.embodiment.joint_names] if message.points else []
+            times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in message.points]
+            positions = [[p.positions[i] for i in order] for p in message.points]
+            self.follower.accept(times, positions, received_at=self._now())
+        except (ValueError, IndexError) as error:
+            self.rejected_trajectories += 1
+            self.get_logger().warning(f"trajectory refused: {error}", throttle_duration_sec=2.0)
+
+    def _on_reset(self, _request, response: Trigger.Response) -> Trigger.Response:
+        self._finish(success=False, reason="reset")
+        response.success, response.message = True, f"episode {self.episode} started"
+        return response
+
+    def _step(self) -> None:
+        if self.mode == "expert":
+            targets = self.sim.expert_step()
+            command = JointTrajectory(joint_names=list(self.embodiment.joint_names))
+            command.points = [
+                JointTrajectoryPoint(
+                    positions=targets.tolist(), time_from_start=Duration(nanosec=int(self.sim.dt * 1e9))
+                )
+            ]
+            self._commands.publish(command)
+        else:
+            self.sim.command(self.follower.target(self._now()))
+        self.steps += 1
+        self._publish_observation()
+        if self.sim.success or self.sim.terminated or self.steps >= self.max_steps:
+            reason = "success" if self.sim.success else "out of workspace" if self.sim.terminated else "time limit"
+            self._finish(success=self.sim.success, reason=reason)
+
+    def _finish(self, *, success: bool, reason: str) -> None:
+        outcome = {"episode": self.episode, "success": success, "steps": self.steps, "reason": reason}
+        self._outcome.publish(String(data=json.dumps(outcome)))
+        self.get_logger().info(f"episode {self.episode}: {'success' if success else 'failure'} ({reason})")
+        self.episode += 1
+        self._start_episode()
+
+    def _publish_observation(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        for camera, image in self.sim.frames().items():
+            message = from_rgb(image)
+            message.header.stamp, message.header.frame_id = stamp, camera
+            self._cameras[camera].publish(message)
+        state = JointState(name=list(self.embodiment.joint_names), position=self.sim.joint_positions().tolist())
+        state.header.stamp = stamp
+        self._joints.publish(state)
+
+    def destroy_node(self) -> None:
+        self.sim.close()
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    with rclpy.init(args=args):
+        robot = SimRobot()
+        with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
+            rclpy.spin(robot)
+        robot.destroy_node()
+
+
+if __name__ == "__main__":
+    main()

