@@ -3,15 +3,18 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c  # no -u: colcon's generated setup scripts read unset variables
 IN_ENV := source env.sh &&
 
-.PHONY: setup test lint clean
+.PHONY: setup aloha test lint clean
 
 setup:
 	bash tools/setup.sh
 
+aloha:  # the optional ALOHA simulator environment (.venv-aloha, MuJoCo 2.3.7)
+	bash tools/setup_aloha.sh
+
 lint: setup
 	$(IN_ENV) ruff check . && ruff format --check .
 
-test: lint
+test: lint aloha
 	$(IN_ENV) python -m pytest
 
 clean:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from faster_core import __version__
 from faster_core.data import cli as data_cli
 from faster_core.embodiment import Embodiment, EmbodimentError
+from faster_core.policy import cli as vla_cli
 from faster_core.tokenizer import cli as tokenizer_cli
 
 
@@ -40,7 +41,7 @@ def _register_embodiment(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show_embodiment)
 
 
-GROUPS = (_register_embodiment, data_cli.register, tokenizer_cli.register)
+GROUPS = (_register_embodiment, data_cli.register, tokenizer_cli.register, vla_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rclpy
+import torch
 from builtin_interfaces.msg import Duration
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -84,7 +85,8 @@ class PolicyNode(Node):
         self._declare_parameters(horizon)
         self.add_on_set_parameters_callback(self._validate_parameters)
 
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # input caches, schedule and counters
+        self._command_lock = threading.Lock()  # one trajectory decision at a time (timer and inference thread)
         self._frames = {camera.name: _Frame(None, -np.inf) for camera in spec.cameras}
         self._joints = JointStateCache(spec.joint_names)
         self._joint_error = ""
@@ -98,9 +100,8 @@ class PolicyNode(Node):
         self._holding_sent = False
         self._last_tick: float | None = None
 
-        self._policy = policy
-        if self._policy is None:
-            self._load_policy()
+        if policy is not None and (mismatch := self._mismatch(policy.embodiment)):
+            raise ValueError(f"the given policy does not fit this robot: {mismatch}")
 
         inputs = MutuallyExclusiveCallbackGroup()
         compressed = self._param("cameras.compressed")
@@ -113,14 +114,20 @@ class PolicyNode(Node):
             JointState, spec.topics.joint_states, self._on_joint_state, qos_profile_sensor_data, callback_group=inputs
         )
         self.create_subscription(String, spec.topics.instruction, self._on_instruction, LATCHED, callback_group=inputs)
-        self.create_subscription(Bool, "~/estop", self._on_estop, LATCHED, callback_group=inputs)
-        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop, callback_group=inputs)
+        safety = MutuallyExclusiveCallbackGroup()  # never queued behind camera frames
+        self.create_subscription(Bool, "~/estop", self._on_estop, LATCHED, callback_group=safety)
+        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop, callback_group=safety)
 
         self._trajectory_pub = self.create_publisher(JointTrajectory, spec.topics.trajectory, 10)
         self._chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
         self._status_pub = self.create_publisher(PolicyStatus, "~/status", 10)
         self.create_timer(spec.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
 
+        self._policy = policy
+        if self._policy is None:
+            self._load_policy()  # after the publishers: a failure is reported on ~/status
+        if self._policy is not None:  # sampling on the policy's device, reproducible from the seed parameter
+            self._generator = torch.Generator(device=self._param("device")).manual_seed(self._param("seed"))
         self._running = True
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
@@ -191,9 +198,23 @@ class PolicyNode(Node):
         try:
             from faster_core.policy import FASTerVLA
 
-            self._policy = FASTerVLA.from_pretrained(path, device=self._param("device"), seed=self._param("seed"))
+            policy = FASTerVLA.from_pretrained(path, device=self._param("device"))
         except Exception as error:
             self._fail(f"cannot load policy from {path}: {error}")
+            return
+        mismatch = self._mismatch(policy.embodiment)
+        if mismatch:
+            self._fail(f"policy {path} does not fit this robot: {mismatch}")
+            return
+        self._policy = policy
+
+    def _mismatch(self, trained) -> str:
+        """Why a policy trained for ``trained`` cannot drive this embodiment, or ''."""
+        spec = self.embodiment
+        for field in ("joint_names", "camera_names", "chunk_length"):
+            if getattr(trained, field) != getattr(spec, field):
+                return f"{field} {getattr(trained, field)} != {getattr(spec, field)}"
+        return ""
 
     def _fail(self, message: str) -> None:
         self.get_logger().error(message)
@@ -245,10 +266,12 @@ class PolicyNode(Node):
 
     def _on_estop(self, message: Bool) -> None:
         if message.data:
-            with self._lock:
-                self._estopped = True
-                self._schedule.clear()
-            self._hold(PolicyStatus.STATE_ESTOPPED, "e-stop engaged; call ~/reset_estop to resume")
+            # Under the command lock: a trajectory being decided right now goes out before the stop, never after.
+            with self._command_lock:
+                with self._lock:
+                    self._estopped = True
+                    self._schedule.clear()
+                self._hold(PolicyStatus.STATE_ESTOPPED, "e-stop engaged; call ~/reset_estop to resume")
 
     def _on_reset_estop(self, _request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -316,7 +339,10 @@ class PolicyNode(Node):
             started = time.perf_counter()
             try:
                 result = self._policy.predict(
-                    images=observation.images, state=observation.state, instruction=observation.instruction
+                    images=observation.images,
+                    state=observation.state,
+                    instruction=observation.instruction,
+                    generator=self._generator,
                 )
                 targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
             except Exception as error:
@@ -324,7 +350,8 @@ class PolicyNode(Node):
                     self._status.model_errors += 1
                     self._schedule.clear()
                 self.get_logger().error(f"inference failed: {error}", throttle_duration_sec=5.0)
-                self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
+                with self._command_lock:
+                    self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
                 time.sleep(self.embodiment.dt)
                 continue
             ready_at = self._now()
@@ -334,15 +361,17 @@ class PolicyNode(Node):
                 self._schedule.push(targets, observed_at=observation.taken_at, ready_at=ready_at)
                 status = self._status
                 status.chunks_computed += 1
-                timing = getattr(result, "timing", {}) or {}
-                status.preprocess_ms = float(timing.get("preprocess", 0.0))
-                status.prefix_ms = float(timing.get("prefix", 0.0))
-                status.decode_ms = float(timing.get("decode", 0.0))
-                status.detokenize_ms = float(timing.get("detokenize", 0.0))
-                status.total_ms = float((time.perf_counter() - started) * 1e3)
-                status.decoder_forward_passes = int(getattr(result, "forward_passes", 0))
+                timing = result.timing
+                status.preprocess_ms = timing.preprocess_ms
+                status.prefix_ms = timing.prefix_ms
+                status.decode_ms = timing.decode_ms
+                status.detokenize_ms = timing.detokenize_ms
+                status.total_ms = (time.perf_counter() - started) * 1e3  # with snapshot and conversion
+                status.decoder_forward_passes = result.forward_passes
             self._chunk_pub.publish(self._chunk_message(observation, targets, result))
             self._publish_status()
+            with self._command_lock:  # a fresh plan reaches the robot now, not up to one period later
+                self._command(self._now())
 
     def _targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         spec = self.embodiment
@@ -356,14 +385,14 @@ class PolicyNode(Node):
 
     def _chunk_message(self, observation: _Observation, targets: np.ndarray, result) -> ActionChunk:
         spec = self.embodiment
-        codes = np.asarray(getattr(result, "codes", np.empty(0)), dtype=np.int64)
+        codes = np.asarray(result.codes, dtype=np.int64)
         message = ActionChunk(
             embodiment=spec.name,
             joint_names=list(spec.joint_names),
             horizon=spec.chunk_length,
             action_dim=spec.dof,
             dt=spec.dt,
-            tokenizer=str(getattr(result, "tokenizer", "")),
+            tokenizer=self._policy.tokenizer.kind,
             codes_shape=list(codes.shape),
             codes=codes.ravel().astype(np.int32).tolist(),
             actions=targets.ravel().tolist(),
@@ -380,6 +409,11 @@ class PolicyNode(Node):
         if self._last_tick is not None and now - self._last_tick > 2 * period:
             self._status.missed_ticks += int((now - self._last_tick) / period) - 1
         self._last_tick = now
+        with self._command_lock:
+            self._command(now)
+
+    def _command(self, now: float) -> None:
+        """Publish the next actions of the plan, or hold; runs on every tick and as soon as a new chunk lands."""
         if self._status.state == PolicyStatus.STATE_ERROR and self._policy is None:
             return
         with self._lock:

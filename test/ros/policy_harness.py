@@ -20,6 +20,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from faster_core.embodiment import Embodiment
+from faster_core.policy.modeling import PolicyOutput, Timing
 from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.images import from_rgb
 from faster_ros.policy_node import PolicyNode
@@ -30,20 +31,21 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 class RecordingPolicy:
     def __init__(self, spec: Embodiment, *, step: float = 0.001, error: Exception | None = None):
         self.spec, self.step, self.error = spec, step, error
+        self.embodiment = spec
+        self.tokenizer = SimpleNamespace(kind="fastervq")
         self.calls: list[dict] = []
 
-    def predict(self, images, state, instruction):
+    def predict(self, images, state, instruction, *, generator=None):
         self.calls.append({"images": images, "state": state, "instruction": instruction})
         if self.error is not None:
             raise self.error
         assert set(images) == set(self.spec.camera_names)
         assert all(image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 for image in images.values())
         ramp = self.step * np.arange(1, self.spec.chunk_length + 1)[:, None]
-        return SimpleNamespace(
+        return PolicyOutput(
             actions=state[None, :] + ramp,
             codes=np.zeros((self.spec.tokenizer.codebooks, self.spec.tokenizer.time_tokens, self.spec.dof), int),
-            tokenizer="fastervq",
-            timing={"preprocess": 1.0, "prefix": 2.0, "decode": 3.0, "detokenize": 0.5},
+            timing=Timing(preprocess_ms=1.0, prefix_ms=2.0, decode_ms=3.0, detokenize_ms=0.5, total_ms=6.5),
             forward_passes=3,
         )
 

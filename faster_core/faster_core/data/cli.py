@@ -14,19 +14,24 @@ IMAGE_FORMATS = ("jpeg", "png")
 
 def _sim(args: argparse.Namespace) -> int:
     from faster_core.data.sim import generate
+    from faster_core.data.sim.aloha import AlohaUnavailableError
 
-    report = generate(
-        args.env,
-        args.episodes,
-        args.cameras,
-        args.out,
-        args.seed,
-        tasks=args.tasks,
-        image_size=args.image_size,
-        image_format=args.image_format,
-        max_attempts=args.max_attempts,
-        progress=not args.quiet,
-    )
+    try:
+        report = generate(
+            args.env,
+            args.episodes,
+            args.cameras,
+            args.out,
+            args.seed,
+            tasks=args.tasks,
+            image_size=args.image_size,
+            image_format=args.image_format,
+            max_attempts=args.max_attempts,
+            progress=not args.quiet,
+        )
+    except AlohaUnavailableError as error:
+        print(f"faster: error: {error}")
+        return 2
     return 0 if all(task.recorded >= args.episodes for task in report.tasks) else 1
 
 
@@ -68,9 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="record successful scripted-expert episodes from a simulator",
         description="Record only successful episodes of a simulator's own scripted expert, in joint space.",
     )
-    sim.add_argument("--env", required=True, choices=("metaworld", "so101"), help="simulator")
+    sim.add_argument(
+        "--env", required=True, choices=("metaworld", "so101", "aloha"), help="simulator (aloha: make aloha)"
+    )
     sim.add_argument("--episodes", type=int, required=True, help="successful episodes to record (per task)")
-    sim.add_argument("--tasks", nargs="+", help="Meta-World tasks, e.g. pick-place-v3 (default: the MT10 set)")
+    sim.add_argument(
+        "--tasks",
+        nargs="+",
+        help="Meta-World tasks, e.g. pick-place-v3 (default MT10); ALOHA: transfer-cube, insertion",
+    )
     sim.add_argument(
         "--cameras", nargs="*", default=[], help="MJCF camera names to render (e.g. corner, front); default none"
     )

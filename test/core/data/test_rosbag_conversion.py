@@ -12,9 +12,10 @@ from faster_core.data.episodes import EpisodeDataset
 
 pytest.importorskip("rosbags")
 from rosbags.rosbag2 import StoragePlugin
-from synthetic_bags import EMBODIMENT, LEADER, Recording, write_bag
 
 from faster_core.data.bags import BagConversion, convert_bags
+
+from synthetic_bags import EMBODIMENT, LEADER, Recording, write_bag
 
 
 def _convert(tmp_path: Path, bags: list[Path], **options) -> tuple:

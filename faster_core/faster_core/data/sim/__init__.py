@@ -7,14 +7,17 @@ any simulator installed.
 from __future__ import annotations
 
 import os
+
+# Robots and CI machines have no display: render off-screen unless the user chose a backend. This must run before
+# anything imports mujoco, which picks its GL backend on import.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 from collections.abc import Sequence
 from pathlib import Path
 
 from faster_core.data.sim.common import GenerationReport
 
-SIMULATORS = ("metaworld", "so101")
-# Robots and CI machines have no display: render off-screen unless the user chose a backend.
-os.environ.setdefault("MUJOCO_GL", "egl")
+SIMULATORS = ("metaworld", "so101", "aloha")  # aloha runs in its own environment (make aloha)
 
 
 def generate(
@@ -49,6 +52,10 @@ def generate(
         if tasks and tuple(tasks) != (so101.TASK_NAME,):
             raise ValueError(f"SO-101 has one task, {so101.TASK_NAME!r}; got {list(tasks)}")
         report = so101.generate(episodes, cameras, out_dir, seed, progress=progress, **options)
+    elif env_name == "aloha":
+        from faster_core.data.sim import aloha
+
+        report = aloha.generate(episodes, cameras, out_dir, seed, tasks=tasks, progress=progress, **options)
     else:
         raise ValueError(f"unknown simulator {env_name!r}; choose one of {list(SIMULATORS)}")
     print(report.summary())
