@@ -327,51 +327,59 @@ class PolicyNode(Node):
         return _Observation(now, images, state, instruction, stamps)
 
     def _inference_loop(self) -> None:
-        while self._running:
+        """Replan at most once per control period: a faster model gains nothing from more plans than ticks."""
+        period, started = self.embodiment.dt, -np.inf
+        while self._running and self.context.ok():
+            time.sleep(max(0.0, started + period - time.perf_counter()))
+            started = time.perf_counter()
             if self._policy is None or self._estopped:
-                time.sleep(self.embodiment.dt)
                 continue
             try:
                 observation = self._snapshot()
             except InputProblemError:
-                time.sleep(self.embodiment.dt)  # the tick reports the problem and holds
-                continue
-            started = time.perf_counter()
+                continue  # the tick reports the problem and holds
             try:
-                result = self._policy.predict(
-                    images=observation.images,
-                    state=observation.state,
-                    instruction=observation.instruction,
-                    generator=self._generator,
-                )
-                targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
-            except Exception as error:
-                with self._lock:
-                    self._status.model_errors += 1
-                    self._schedule.clear()
-                self.get_logger().error(f"inference failed: {error}", throttle_duration_sec=5.0)
-                with self._command_lock:
-                    self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
-                time.sleep(self.embodiment.dt)
-                continue
-            ready_at = self._now()
+                self._infer(observation, started)
+            except Exception:
+                if not self.context.ok():  # shutting down: publishers are gone
+                    return
+                raise
+
+    def _infer(self, observation: _Observation, started: float) -> None:
+        try:
+            result = self._policy.predict(
+                images=observation.images,
+                state=observation.state,
+                instruction=observation.instruction,
+                generator=self._generator,
+            )
+            targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
+        except Exception as error:  # a model failure holds the robot; the node stays up
             with self._lock:
-                if self._estopped:
-                    continue
-                self._schedule.push(targets, observed_at=observation.taken_at, ready_at=ready_at)
-                status = self._status
-                status.chunks_computed += 1
-                timing = result.timing
-                status.preprocess_ms = timing.preprocess_ms
-                status.prefix_ms = timing.prefix_ms
-                status.decode_ms = timing.decode_ms
-                status.detokenize_ms = timing.detokenize_ms
-                status.total_ms = (time.perf_counter() - started) * 1e3  # with snapshot and conversion
-                status.decoder_forward_passes = result.forward_passes
-            self._chunk_pub.publish(self._chunk_message(observation, targets, result))
-            self._publish_status()
-            with self._command_lock:  # a fresh plan reaches the robot now, not up to one period later
-                self._command(self._now())
+                self._status.model_errors += 1
+                self._schedule.clear()
+            self.get_logger().error(f"inference failed: {error}", throttle_duration_sec=5.0)
+            with self._command_lock:
+                self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
+            return
+        ready_at = self._now()
+        with self._lock:
+            if self._estopped:
+                return
+            self._schedule.push(targets, observed_at=observation.taken_at, ready_at=ready_at)
+            status = self._status
+            status.chunks_computed += 1
+            timing = result.timing
+            status.preprocess_ms = timing.preprocess_ms
+            status.prefix_ms = timing.prefix_ms
+            status.decode_ms = timing.decode_ms
+            status.detokenize_ms = timing.detokenize_ms
+            status.total_ms = (time.perf_counter() - started) * 1e3  # with snapshot and conversion
+            status.decoder_forward_passes = result.forward_passes
+        self._chunk_pub.publish(self._chunk_message(observation, targets, result))
+        self._publish_status()
+        with self._command_lock:  # a fresh plan reaches the robot now, not up to one period later
+            self._command(self._now())
 
     def _targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         spec = self.embodiment
