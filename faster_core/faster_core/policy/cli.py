@@ -7,6 +7,7 @@ the commands. ``train`` also runs under ``torchrun`` (DDP); rank 0 writes the ou
 from __future__ import annotations
 
 import argparse
+import os
 
 from faster_core.embodiment import Embodiment
 
@@ -81,9 +82,11 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         out_dir=args.out,
     )
-    print(
-        f"trained {args.steps} steps on {len(train)} samples: final loss {result.losses[-1]:.4f}; saved to {args.out}"
-    )
+    if os.environ.get("RANK", "0") == "0":  # one line under torchrun
+        print(
+            f"trained {args.steps} steps on {len(train)} samples: final loss {result.losses[-1]:.4f}; "
+            f"saved to {args.out}"
+        )
     return 0
 
 
