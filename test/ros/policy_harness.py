@@ -72,7 +72,8 @@ class Rig:
         self.executor = MultiThreadedExecutor(num_threads=3, context=context)
         self.executor.add_node(node)
         self.executor.add_node(self.io)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinning = True
+        self._spinner = threading.Thread(target=self._spin, daemon=True)
         self._spinner.start()
         self.position = np.clip(0.0, spec.limits.position_lower, spec.limits.position_upper)
         self.image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -107,8 +108,14 @@ class Rig:
                 time.sleep(0.02)
         return condition()
 
+    def _spin(self) -> None:
+        # Stopped by a flag and joined before the executor shuts down: rclpy races when shutdown() meets spin().
+        while self._spinning:
+            self.executor.spin_once(timeout_sec=0.05)
+
     def close(self) -> None:
-        self.executor.shutdown()
+        self._spinning = False
         self._spinner.join(timeout=5.0)
+        self.executor.shutdown()
         self.node.destroy_node()
         self.io.destroy_node()
