@@ -4,20 +4,28 @@
 simulator's control rate; ``mode:=expert`` lets the shipped scripted controller act and publishes the joint targets
 it commands on the trajectory topic, so episodes can be recorded through ROS. Each episode ends on success, on the
 block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON) and the next
-episode starts (``~/reset`` starts one at once). Real time: the simulator steps on a wall-clock timer.
+episode starts (``~/reset`` starts one at once).
+
+Clocks. ``clock:=realtime`` steps on a wall-clock timer. ``clock:=lockstep`` owns ``/clock`` (run the policy node
+with ``use_sim_time:=true``): after publishing the observation at simulated time t it waits until the policy has
+answered that observation (an ActionChunk stamped with it, then a trajectory), and only then steps to t + dt. An
+evaluation then measures the policy, not this machine's speed; a policy that does not answer within
+``lockstep_timeout_s`` (wall) is stepped past, holding its last command, and counted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import rclpy
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -25,6 +33,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from faster_core.control import TrajectoryFollower
 from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
+from faster_msgs.msg import ActionChunk
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 
@@ -54,8 +63,26 @@ class SimRobot(Node):
             "image_size", spec.image_size, ParameterDescriptor(description="rendered frame side", read_only=True)
         ).value
 
+        self.clock_mode = self.declare_parameter(
+            "clock",
+            "realtime",
+            ParameterDescriptor(description="realtime or lockstep (publishes /clock)", read_only=True),
+        ).value
+        if self.clock_mode not in ("realtime", "lockstep"):
+            raise ValueError(f"clock must be 'realtime' or 'lockstep', got {self.clock_mode!r}")
+        self.lockstep_timeout = self.declare_parameter(
+            "lockstep_timeout_s", 10.0, ParameterDescriptor(description="wall seconds to wait for the policy")
+        ).value
+        chunk_topic = self.declare_parameter(
+            "chunk_topic", "/policy_node/action_chunk", ParameterDescriptor(description="lockstep: the policy's chunks")
+        ).value
+
         self.sim = So101PickPlace(spec, self.seed, spec.camera_names, image_size)
-        self.episode, self.steps = 0, 0
+        self.sim_time = 0.0  # lockstep: simulated seconds
+        self.lockstep_timeouts = 0
+        self._awaiting_since: float | None = None  # wall time the current observation went out (lockstep)
+        self._chunk_answered = self._trajectory_answered = False
+        self.episode, self.steps, self.commands = 0, 0, 0  # commands: trajectories followed this episode
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self.rejected_trajectories = 0
 
@@ -68,15 +95,46 @@ class SimRobot(Node):
         else:
             self.create_subscription(JointTrajectory, spec.topics.trajectory, self._on_trajectory, RELIABLE)
         self.create_service(Trigger, "~/reset", self._on_reset)
-        self.create_timer(self.sim.dt, self._step)
+        if self.clock_mode == "lockstep":
+            self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self.create_subscription(ActionChunk, chunk_topic, self._on_chunk, RELIABLE)
+            self.create_timer(0.002, self._lockstep)
+        else:
+            self.create_timer(self.sim.dt, self._step)
         self._start_episode()
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self.sim_time if self.clock_mode == "lockstep" else self.get_clock().now().nanoseconds * 1e-9
+
+    def _stamp(self) -> Time:
+        seconds = self._now()
+        return Time(sec=int(seconds), nanosec=round((seconds - int(seconds)) * 1e9) % 1_000_000_000)
+
+    def _on_chunk(self, message: ActionChunk) -> None:
+        sources = dict(zip(message.observation_sources, message.observation_stamps, strict=False))
+        stamp = sources.get("joint_states")
+        if stamp is not None and stamp.sec + stamp.nanosec * 1e-9 >= self.sim_time - 1e-9:
+            self._chunk_answered = True
+
+    def _lockstep(self) -> None:
+        """Step once the policy answered the current observation (or gave up waiting); then publish the next."""
+        if self._awaiting_since is None:
+            self._clock_pub.publish(Clock(clock=self._stamp()))
+            self._publish_observation()
+        elif not (self._chunk_answered and self._trajectory_answered):
+            if time.monotonic() - self._awaiting_since < self.lockstep_timeout:
+                return
+            self.lockstep_timeouts += 1
+            self.get_logger().warning("the policy did not answer in time; stepping with its last command")
+            self._step()
+        else:
+            self._step()
+        self._awaiting_since = time.monotonic()
+        self._chunk_answered = self._trajectory_answered = False
 
     def _start_episode(self) -> None:
         self.sim.reset(self.seed + self.episode)
-        self.steps = 0
+        self.steps = self.commands = 0
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self._instruction.publish(String(data=INSTRUCTION))
         self._publish_observation()
@@ -91,6 +149,8 @@ class SimRobot(Node):
             times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in message.points]
             positions = [[p.positions[i] for i in order] for p in message.points]
             self.follower.accept(times, positions, received_at=self._now())
+            self.commands += 1
+            self._trajectory_answered = self._chunk_answered
         except (ValueError, IndexError) as error:
             self.rejected_trajectories += 1
             self.get_logger().warning(f"trajectory refused: {error}", throttle_duration_sec=2.0)
@@ -111,22 +171,32 @@ class SimRobot(Node):
             ]
             self._commands.publish(command)
         else:
-            self.sim.command(self.follower.target(self._now()))
+            self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1
+        if self.clock_mode == "lockstep":
+            self.sim_time += self.sim.dt
+            self._clock_pub.publish(Clock(clock=self._stamp()))
         self._publish_observation()
         if self.sim.success or self.sim.terminated or self.steps >= self.max_steps:
             reason = "success" if self.sim.success else "out of workspace" if self.sim.terminated else "time limit"
             self._finish(success=self.sim.success, reason=reason)
 
     def _finish(self, *, success: bool, reason: str) -> None:
-        outcome = {"episode": self.episode, "success": success, "steps": self.steps, "reason": reason}
+        outcome = {
+            "episode": self.episode,
+            "success": success,
+            "steps": self.steps,
+            "reason": reason,
+            "commands": self.commands,
+            "lockstep_timeouts": self.lockstep_timeouts,
+        }
         self._outcome.publish(String(data=json.dumps(outcome)))
         self.get_logger().info(f"episode {self.episode}: {'success' if success else 'failure'} ({reason})")
         self.episode += 1
         self._start_episode()
 
     def _publish_observation(self) -> None:
-        stamp = self.get_clock().now().to_msg()
+        stamp = self._stamp()
         for camera, image in self.sim.frames().items():
             message = from_rgb(image)
             message.header.stamp, message.header.frame_id = stamp, camera

@@ -95,4 +95,6 @@ def test_policy_mode_follows_trajectories_and_times_out(make_rig):
     rig.trajectory.publish(JointTrajectory(joint_names=["a", "b", "c", "d", "e", "f"], points=[bad]))
     assert rig.spin_until(lambda: rig.robot.rejected_trajectories == 1, timeout=5.0)
     assert rig.spin_until(lambda: rig.outcomes, timeout=10.0)
-    assert rig.outcomes[0] == {"episode": 0, "success": False, "steps": 30, "reason": "time limit"}
+    outcome = rig.outcomes[0]
+    assert (outcome["success"], outcome["steps"], outcome["reason"]) == (False, 30, "time limit")
+    assert outcome["commands"] == 1  # the refused trajectory is not followed
