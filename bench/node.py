@@ -27,7 +27,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from faster_core.embodiment import Embodiment
 from faster_ros.images import from_rgb
-from faster_ros.policy_node import LATCHED, PolicyNode
+from faster_ros.policy_node import PolicyNode
+from faster_ros.qos import LATCHED
 
 CONFIG = Path(__file__).resolve().parents[1] / "faster_bringup" / "config" / "bimanual.yaml"
 

@@ -14,7 +14,6 @@ import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
@@ -22,9 +21,7 @@ from faster_core.data import EpisodeDataset
 from faster_core.embodiment import EmbodimentError
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # serves reliable and best-effort readers
+from faster_ros.qos import LATCHED, RELIABLE
 
 
 class EpisodePlayer(Node):

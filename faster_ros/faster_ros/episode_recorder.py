@@ -18,7 +18,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import serialize_message
 from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -29,10 +29,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.parameters import declare_embodiment
+from faster_ros.qos import LATCHED
 
 EVENTS_TOPIC = "~/events"
-RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+QUEUED = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)  # commands arrive in bursts: keep them all
 
 
 @dataclass
@@ -73,8 +73,8 @@ class EpisodeRecorder(Node):
         self._streams += [
             _Stream(self.embodiment.topics.joint_states, JointState, qos_profile_sensor_data),
             # Volatile, so it matches latched and plain publishers alike; the instruction also comes with start.
-            _Stream(self.embodiment.topics.instruction, String, RELIABLE),
-            _Stream(self.embodiment.topics.trajectory, JointTrajectory, RELIABLE),
+            _Stream(self.embodiment.topics.instruction, String, QUEUED),
+            _Stream(self.embodiment.topics.trajectory, JointTrajectory, QUEUED),
         ]
         if leader:
             self._streams.append(_Stream(leader, JointState, qos_profile_sensor_data))

@@ -18,22 +18,29 @@ import numpy as np
 import rclpy
 import torch
 from builtin_interfaces.msg import Duration
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from faster_core.control import ActionSchedule, CommandLimiter, JointStateCache
+from faster_core.control import (
+    ActionSchedule,
+    CommandLimiter,
+    JointStateCache,
+    MissingJointsError,
+    StaleJointsError,
+)
 from faster_core.images import check_image, to_rgb
 from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.parameters import declare_embodiment
+from faster_ros.qos import LATCHED
 
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ACTION_MODES = ("absolute", "delta")
 STATE_NAMES = {
     PolicyStatus.STATE_IDLE: "idle",
     PolicyStatus.STATE_RUNNING: "running",
@@ -60,7 +67,8 @@ class _Frame:
 
 @dataclass
 class _Observation:
-    taken_at: float
+    taken_at: float  # receive time of its oldest input: the actions are due from then on
+    epoch: int
     images: dict[str, np.ndarray]
     state: np.ndarray
     instruction: str
@@ -83,7 +91,8 @@ class PolicyNode(Node):
         spec = self.embodiment = declare_embodiment(self)
         horizon = spec.chunk_length
         self._declare_parameters(horizon)
-        self.add_on_set_parameters_callback(self._validate_parameters)
+        if self._param("action_mode") not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {self._param('action_mode')!r}")
 
         self._lock = threading.Lock()  # input caches, schedule and counters
         self._command_lock = threading.Lock()  # one trajectory decision at a time (timer and inference thread)
@@ -99,6 +108,9 @@ class PolicyNode(Node):
         self._status = PolicyStatus(state=PolicyStatus.STATE_IDLE)
         self._holding_sent = False
         self._last_tick: float | None = None
+        # Bumped whenever the plan is thrown away (hold, e-stop, reset, new instruction): a chunk computed from an
+        # observation taken before that must not be executed after it.
+        self._epoch = 0
 
         if policy is not None and (mismatch := self._mismatch(policy.embodiment)):
             raise ValueError(f"the given policy does not fit this robot: {mismatch}")
@@ -179,16 +191,12 @@ class PolicyNode(Node):
         self.declare_parameter(
             "max_instruction_chars", 1000, _descriptor("longer instructions are refused", integers=(1, 100_000))
         )
-        self.declare_parameter("dry_run", False, _descriptor("compute and publish ActionChunk, but no trajectory"))
+        self.declare_parameter(
+            "dry_run", False, _descriptor("compute and publish ActionChunk, but no trajectory", read_only=True)
+        )
 
     def _param(self, name: str):
         return self.get_parameter(name).value
-
-    def _validate_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
-            if parameter.name == "action_mode" and parameter.value not in ("absolute", "delta"):
-                return SetParametersResult(successful=False, reason="action_mode must be 'absolute' or 'delta'")
-        return SetParametersResult(successful=True)
 
     def _load_policy(self) -> None:
         path = self._param("policy_path")
@@ -211,7 +219,7 @@ class PolicyNode(Node):
     def _mismatch(self, trained) -> str:
         """Why a policy trained for ``trained`` cannot drive this embodiment, or ''."""
         spec = self.embodiment
-        for field in ("joint_names", "camera_names", "chunk_length"):
+        for field in ("joint_names", "camera_names", "chunk_length", "control_rate_hz"):
             if getattr(trained, field) != getattr(spec, field):
                 return f"{field} {getattr(trained, field)} != {getattr(spec, field)}"
         return ""
@@ -257,12 +265,14 @@ class PolicyNode(Node):
             if not text or len(text) > limit:
                 # A refused instruction also retires the old one: the operator meant to change the task.
                 self._instruction = ""
+                self._discard_plan()
                 self._instruction_error = (
                     "instruction is empty" if not text else f"instruction has {len(text)} characters (limit {limit})"
                 )
                 self._status.dropped_messages += 1
-            else:
+            elif text != self._instruction:
                 self._instruction, self._instruction_error = text, ""
+                self._discard_plan()
 
     def _on_estop(self, message: Bool) -> None:
         if message.data:
@@ -270,20 +280,29 @@ class PolicyNode(Node):
             with self._command_lock:
                 with self._lock:
                     self._estopped = True
-                    self._schedule.clear()
+                    self._discard_plan()
                 self._hold(PolicyStatus.STATE_ESTOPPED, "e-stop engaged; call ~/reset_estop to resume")
 
     def _on_reset_estop(self, _request, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            was_estopped, self._estopped = self._estopped, False
+        with self._command_lock:
+            with self._lock:
+                was_estopped, self._estopped = self._estopped, False
+                self._discard_plan()
+            if was_estopped:
+                self._set_state(PolicyStatus.STATE_IDLE, "")
         response.success = True
         response.message = "e-stop released; waiting for a fresh chunk" if was_estopped else "e-stop was not engaged"
-        if was_estopped:
-            self._set_state(PolicyStatus.STATE_IDLE, "")
         return response
+
+    def _discard_plan(self) -> None:
+        """Forget the running plan and any chunk still being computed. Call with the lock held."""
+        self._schedule.clear()
+        self._epoch += 1
 
     def _input_problem(self, now: float) -> InputProblemError | None:
         """Why the current inputs may not drive the robot, or None. Call with the lock held."""
+        if now <= 0.0:
+            return InputProblemError("waiting for the clock (use_sim_time without /clock?)", idle=True)
         if self._instruction_error:
             return InputProblemError(self._instruction_error)
         if not self._instruction:
@@ -302,9 +321,11 @@ class PolicyNode(Node):
             return InputProblemError(f"joint state refused: {self._joint_error}")
         try:
             self._joints.positions(now, self._param("joint_state_timeout_s"))
-        except ValueError as error:
+        except StaleJointsError as error:
+            return InputProblemError(str(error), stale=True)
+        except MissingJointsError as error:
             idle = len(self._joints.missing()) == self.embodiment.dof and not self._joints.unknown_names
-            return InputProblemError(str(error), idle=idle, stale="stale" in str(error))
+            return InputProblemError(str(error), idle=idle)
         return None
 
     # ------------------------------------------------------------------------------------------------ inference
@@ -316,15 +337,20 @@ class PolicyNode(Node):
                 raise problem
             messages = {camera: frame.message for camera, frame in self._frames.items()}
             state = self._joints.positions(now, self._param("joint_state_timeout_s"))
-            instruction = self._instruction
+            observed_at = min(self._joints.oldest(), *(frame.received_at for frame in self._frames.values()))
+            instruction, epoch = self._instruction, self._epoch
             stamps = [m.header.stamp for m in messages.values()] + [self._joint_stamp]
         images = {}
         for camera, message in messages.items():
             try:
                 images[camera] = to_rgb(message)
-            except ValueError as error:
+            except ValueError as error:  # a frame that passed the arrival check but does not decode
+                with self._lock:
+                    if self._frames[camera].message is message:
+                        self._frames[camera] = _Frame(None, now, rejected=str(error))
+                        self._status.dropped_messages += 1
                 raise InputProblemError(f"camera {camera!r}: {error}") from error
-        return _Observation(now, images, state, instruction, stamps)
+        return _Observation(observed_at, epoch, images, state, instruction, stamps)
 
     def _inference_loop(self) -> None:
         """Replan at most once per control period: a faster model gains nothing from more plans than ticks."""
@@ -340,10 +366,10 @@ class PolicyNode(Node):
                 continue  # the tick reports the problem and holds
             try:
                 self._infer(observation, started)
-            except Exception:
+            except Exception as error:  # the thread must outlive any failure, and the robot must hold
                 if not self.context.ok():  # shutting down: publishers are gone
                     return
-                raise
+                self._model_failed(f"inference step failed: {error}")
 
     def _infer(self, observation: _Observation, started: float) -> None:
         try:
@@ -355,17 +381,12 @@ class PolicyNode(Node):
             )
             targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
         except Exception as error:  # a model failure holds the robot; the node stays up
-            with self._lock:
-                self._status.model_errors += 1
-                self._schedule.clear()
-            self.get_logger().error(f"inference failed: {error}", throttle_duration_sec=5.0)
-            with self._command_lock:
-                self._hold(PolicyStatus.STATE_HOLDING, f"model error: {error}")
+            self._model_failed(f"model error: {error}")
             return
         ready_at = self._now()
         with self._lock:
-            if self._estopped:
-                return
+            if self._estopped or observation.epoch != self._epoch:
+                return  # the plan was discarded while this chunk was computed
             self._schedule.push(targets, observed_at=observation.taken_at, ready_at=ready_at)
             status = self._status
             status.chunks_computed += 1
@@ -380,6 +401,14 @@ class PolicyNode(Node):
         self._publish_status()
         with self._command_lock:  # a fresh plan reaches the robot now, not up to one period later
             self._command(self._now())
+
+    def _model_failed(self, reason: str) -> None:
+        with self._command_lock:
+            with self._lock:
+                self._status.model_errors += 1
+                self._discard_plan()
+            self.get_logger().error(reason, throttle_duration_sec=5.0)
+            self._hold(PolicyStatus.STATE_HOLDING, reason)
 
     def _targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         spec = self.embodiment
@@ -414,10 +443,17 @@ class PolicyNode(Node):
     def _tick(self) -> None:
         now = self._now()
         period = self.embodiment.dt
-        if self._last_tick is not None and now - self._last_tick > 2 * period:
-            self._status.missed_ticks += int((now - self._last_tick) / period) - 1
-        self._last_tick = now
         with self._command_lock:
+            with self._lock:
+                if self._last_tick is not None and now < self._last_tick:
+                    # The clock jumped back (a simulator reset): every input time and the plan are meaningless.
+                    self._joints.clear()
+                    for camera in self._frames:
+                        self._frames[camera] = _Frame(None, -np.inf)
+                    self._discard_plan()
+                elif self._last_tick is not None and now - self._last_tick > 2 * period:
+                    self._status.missed_ticks += int((now - self._last_tick) / period) - 1
+                self._last_tick = now
             self._command(now)
 
     def _command(self, now: float) -> None:
@@ -432,7 +468,7 @@ class PolicyNode(Node):
                 times, actions = self._schedule.upcoming(now, limit=self._param("execution_horizon"))
                 current = self._joints.positions(now, self._param("joint_state_timeout_s"))
             else:
-                self._schedule.clear()
+                self._discard_plan()
                 if problem.stale:
                     self._status.stale_ticks += 1
                 elif not problem.idle:
@@ -445,6 +481,9 @@ class PolicyNode(Node):
             return  # the first chunk is still being computed
         points = self._limiter.apply(times, actions, current)
         self._set_state(PolicyStatus.STATE_RUNNING, "")
+        if points.clipped:
+            with self._lock:
+                self._status.limited_commands += 1
         if self._param("dry_run"):
             return
         self._trajectory_pub.publish(self._trajectory(points))
@@ -467,7 +506,12 @@ class PolicyNode(Node):
         return message
 
     def _hold(self, state: int, reason: str) -> None:
-        """Stop the controller once per hold (an empty trajectory), then publish nothing until inputs are good."""
+        """Stop the controller once per hold (an empty trajectory), then publish nothing until inputs are good.
+
+        Call with the command lock held. An e-stop stays the reported state until it is reset.
+        """
+        if self._estopped and state != PolicyStatus.STATE_ESTOPPED:
+            return
         if not self._holding_sent and not self._param("dry_run"):
             self._trajectory_pub.publish(JointTrajectory(joint_names=list(self.embodiment.joint_names)))
             self._holding_sent = True

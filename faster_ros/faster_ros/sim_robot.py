@@ -24,7 +24,6 @@ from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -36,9 +35,7 @@ from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
 from faster_msgs.msg import ActionChunk
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # serves reliable and best-effort readers
+from faster_ros.qos import LATCHED, RELIABLE
 
 
 class SimRobot(Node):

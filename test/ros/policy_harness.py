@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import numpy as np
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -24,19 +23,21 @@ from faster_core.policy.modeling import PolicyOutput, Timing
 from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.images import from_rgb
 from faster_ros.policy_node import PolicyNode
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+from faster_ros.qos import LATCHED
 
 
 class RecordingPolicy:
-    def __init__(self, spec: Embodiment, *, step: float = 0.001, error: Exception | None = None):
-        self.spec, self.step, self.error = spec, step, error
+    def __init__(self, spec: Embodiment, *, step: float = 0.001, error: Exception | None = None, delay: float = 0.0):
+        self.spec, self.step, self.error, self.delay = spec, step, error, delay
+        self.finished = 0  # predictions returned
         self.embodiment = spec
         self.tokenizer = SimpleNamespace(kind="fastervq")
         self.calls: list[dict] = []
 
     def predict(self, images, state, instruction, *, generator=None):
         self.calls.append({"images": images, "state": state, "instruction": instruction})
+        time.sleep(self.delay)
+        self.finished += 1
         if self.error is not None:
             raise self.error
         assert set(images) == set(self.spec.camera_names)

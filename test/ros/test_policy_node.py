@@ -199,18 +199,7 @@ def test_runtime_change_of_checkpoint_is_refused(make_rig):
 
 def test_a_real_fastervla_checkpoint_drives_the_node(make_rig, tmp_path):
     """policy_path -> FASTerVLA.from_pretrained: a tiny random-init model end to end through real DDS."""
-    import torch
-
-    from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
-    from faster_core.tokenizer import FASTerVQ
-    from faster_core.tokenizer.presets import fastervq_config
-
-    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
-    torch.manual_seed(0)
-    bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
-    tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
-    config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
-    FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(tmp_path / "policy")
+    _save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml"), tmp_path / "policy")
 
     rig = make_rig("single_arm", f"policy_path:={tmp_path / 'policy'}", "seed:=3", policy=False)
     start_running(rig)
@@ -222,9 +211,76 @@ def test_a_real_fastervla_checkpoint_drives_the_node(make_rig, tmp_path):
     assert status.prefix_ms > 0 and status.decode_ms > 0 and status.total_ms >= status.decode_ms
 
 
-def test_a_checkpoint_for_another_robot_is_refused(make_rig, tmp_path):
+def test_a_missing_checkpoint_leaves_the_node_up_in_error(make_rig, tmp_path):
     rig = make_rig("single_arm", f"policy_path:={tmp_path / 'missing'}", policy=False)
     assert rig.node._status.state == PolicyStatus.STATE_ERROR
     assert "cannot load policy" in rig.node._status.last_error
     rig.feed(0.3)
     assert not rig.trajectories
+
+
+def test_a_checkpoint_for_another_robot_is_refused(make_rig, tmp_path):
+    _save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "so101.yaml"), tmp_path / "so101_policy")
+    rig = make_rig("single_arm", f"policy_path:={tmp_path / 'so101_policy'}", policy=False)
+    assert rig.node._status.state == PolicyStatus.STATE_ERROR
+    assert "does not fit this robot: joint_names" in rig.node._status.last_error
+    rig.feed(0.3)
+    assert not rig.trajectories
+
+
+def test_an_unknown_action_mode_refuses_to_start(make_rig):
+    with pytest.raises(ValueError, match="action_mode must be one of"):
+        make_rig("single_arm", "action_mode:=relative")
+
+
+def test_a_chunk_from_before_an_instruction_change_is_never_executed(make_rig):
+    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+    policy = RecordingPolicy(spec, delay=0.4)
+    rig = make_rig("single_arm", policy=policy)
+    assert rig.wait_for(lambda: policy.calls, timeout=10.0)
+    rig.instruction.publish(String(data="put it back"))  # while the first chunk is being computed
+    assert rig.wait_for(lambda: policy.finished >= 2, timeout=10.0)
+    rig.feed(0.2)
+    assert policy.calls[0]["instruction"] == INSTRUCTION and policy.calls[1]["instruction"] == "put it back"
+    assert rig.node._status.chunks_computed == policy.finished - 1  # the first one was discarded
+    assert len(rig.chunks) == policy.finished - 1
+
+
+def test_an_undecodable_compressed_frame_holds(make_rig):
+    import io
+
+    from PIL import Image as PILImage
+    from sensor_msgs.msg import CompressedImage
+
+    rig = make_rig("single_arm", "cameras.compressed:=true")
+    publishers = [rig.io.create_publisher(CompressedImage, f"{c.topic}/compressed", 10) for c in rig.spec.cameras]
+    buffer = io.BytesIO()
+    PILImage.fromarray(rig.image).save(buffer, format="JPEG")
+    rig.publish_cameras = False
+
+    def feed_compressed(data: bytes):
+        for publisher in publishers:
+            publisher.publish(CompressedImage(format="jpeg", data=data))
+
+    assert rig.wait_for(lambda: feed_compressed(buffer.getvalue()) or len(rig.running_trajectories()) >= 2)
+    assert rig.wait_for(
+        lambda: (
+            feed_compressed(b"\xff\xd8 not a jpeg")
+            or (rig.statuses and "does not decode" in rig.last_status().last_error)
+        )
+    ), f"last status: {rig.last_status().last_error!r}"
+    assert rig.last_status().state == PolicyStatus.STATE_HOLDING
+
+
+def _save_tiny_policy(spec: Embodiment, path) -> None:
+    import torch
+
+    from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
+    from faster_core.tokenizer import FASTerVQ
+    from faster_core.tokenizer.presets import fastervq_config
+
+    torch.manual_seed(0)
+    bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
+    tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
+    config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
+    FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(path)

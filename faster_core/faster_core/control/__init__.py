@@ -1,8 +1,16 @@
 """Turning predicted chunks into safe, timed joint commands: latency-aware scheduling and limits."""
 
 from faster_core.control.follower import TrajectoryFollower
-from faster_core.control.joints import JointStateCache
+from faster_core.control.joints import JointStateCache, MissingJointsError, StaleJointsError
 from faster_core.control.limits import CommandLimiter, TrajectoryPoints
 from faster_core.control.schedule import ActionSchedule
 
-__all__ = ["ActionSchedule", "CommandLimiter", "JointStateCache", "TrajectoryFollower", "TrajectoryPoints"]
+__all__ = [
+    "ActionSchedule",
+    "CommandLimiter",
+    "JointStateCache",
+    "MissingJointsError",
+    "StaleJointsError",
+    "TrajectoryFollower",
+    "TrajectoryPoints",
+]

@@ -12,6 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
+class MissingJointsError(ValueError):
+    """Some configured joints never had a state."""
+
+
+class StaleJointsError(ValueError):
+    """Some configured joints have no state newer than the allowed age."""
+
+
 class JointStateCache:
     def __init__(self, joint_names: Sequence[str]):
         self.joint_names = tuple(joint_names)
@@ -45,9 +53,18 @@ class JointStateCache:
         missing = self.missing()
         if missing:
             hint = f"; joint states carry other names {sorted(self.unknown_names)}" if self.unknown_names else ""
-            raise ValueError(f"no joint state yet for {missing}{hint}")
+            raise MissingJointsError(f"no joint state yet for {missing}{hint}")
         stale = [name for name, t in zip(self.joint_names, self._times, strict=True) if now - t > max_age]
         if stale:
             age = now - self._times.min()
-            raise ValueError(f"joint states stale for {stale} (oldest {age:.3f} s > {max_age:.3f} s)")
+            raise StaleJointsError(f"joint states stale for {stale} (oldest {age:.3f} s > {max_age:.3f} s)")
         return self._positions.copy()
+
+    def oldest(self) -> float:
+        """Receive time of the oldest configured joint's latest state (-inf if one never arrived)."""
+        return float(self._times.min())
+
+    def clear(self) -> None:
+        """Forget every state (after the clock jumped backwards, their times mean nothing)."""
+        self._positions[:] = np.nan
+        self._times[:] = -np.inf

@@ -1,7 +1,8 @@
 """Joint limits applied to every command before it reaches a robot, and trajectory timing for ros2_control.
 
 Positions are clipped to the joint range, then each step's change is limited by the joint's velocity limit times
-the time since the previous point, starting from the measured joint positions. Velocities for cubic interpolation
+the time since the previous point, starting from the measured joint positions (so the velocity limit holds even
+for a joint measured outside its range). Velocities for cubic interpolation
 come from the limited positions, so the trajectory a controller receives is consistent and inside the limits.
 """
 
@@ -46,8 +47,10 @@ class CommandLimiter:
         if len(times) and (times[0] <= 0 or np.any(np.diff(times) <= 0)):
             raise ValueError("times must be positive and strictly increasing")
 
+        # Range first, then speed from where the joint really is: a joint found outside its range is brought
+        # back at its velocity limit, never made to jump.
         limited = np.clip(positions, self.lower, self.upper)
-        previous, previous_time = np.clip(current, self.lower, self.upper), 0.0
+        previous, previous_time = current, 0.0
         for i, t in enumerate(times):
             step = self.max_velocity * (t - previous_time)
             limited[i] = np.clip(limited[i], previous - step, previous + step)
