@@ -66,6 +66,8 @@ class BagConversion:
 
 @dataclass(frozen=True)
 class ConvertedBag:
+    """One episode made from a bag (a bag with dropped ticks inside becomes several)."""
+
     bag: Path
     episode_id: int
     steps: int
@@ -92,7 +94,10 @@ class ConversionReport:
             for c in self.converted
         ]
         lines += [f"{s.bag.name}: skipped: {s.reason}" for s in self.skipped]
-        lines.append(f"{len(self.converted)} bags converted into {self.out_dir}, {len(self.skipped)} skipped")
+        bags = len({c.bag for c in self.converted})
+        lines.append(
+            f"{bags} bags converted into {len(self.converted)} episodes in {self.out_dir}, {len(self.skipped)} skipped"
+        )
         return "\n".join(lines)
 
 
@@ -106,6 +111,8 @@ class _Series:
     def sample(self, ticks: np.ndarray, max_age: int) -> tuple[np.ndarray, np.ndarray]:
         """The latest value at or before each tick, and whether it exists and is at most max_age old."""
         times = np.asarray(self.times, dtype=np.int64)
+        if not len(times):
+            return np.zeros(len(ticks)), np.zeros(len(ticks), dtype=bool)
         latest = np.searchsorted(times, ticks, side="right") - 1
         valid = latest >= 0
         latest = np.maximum(latest, 0)
@@ -115,10 +122,11 @@ class _Series:
 
 @dataclass
 class _TrajectorySeries:
-    """One joint's commanded trajectories: receive time, then (time_from_start, position) points."""
+    """One joint's commanded trajectories: receive time, then (time_from_start, position) points, or None for an
+    empty trajectory (the controller's stop: no commanded motion to learn until the next trajectory)."""
 
     times: list[int] = field(default_factory=list)
-    points: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    points: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)
 
     def sample(self, ticks: np.ndarray, max_age: int) -> tuple[np.ndarray, np.ndarray]:
         """The target at each tick of the latest trajectory received (its first point before that point's time),
@@ -128,7 +136,7 @@ class _TrajectorySeries:
         values = np.zeros(len(ticks))
         valid = np.zeros(len(ticks), dtype=bool)
         for k, (tick, index) in enumerate(zip(ticks, latest, strict=True)):
-            if index < 0:
+            if index < 0 or self.points[index] is None:
                 continue
             offsets, positions = self.points[index]
             elapsed = int(tick - times[index])
@@ -170,7 +178,7 @@ def convert_bags(
     )
     for bag in tqdm([Path(b) for b in bags], desc="bags", unit="bag", disable=not progress):
         try:
-            converted.append(_convert_bag(bag, writer, config))
+            converted.extend(_convert_bag(bag, writer, config))
         except (BagError, DatasetError) as error:
             skipped.append(SkippedBag(bag, str(error)))
         except (AnyReaderError, OSError, sqlite3.DatabaseError) as error:
@@ -183,7 +191,7 @@ def convert_bags(
     return ConversionReport(Path(out_dir), tuple(converted), tuple(skipped))
 
 
-def _convert_bag(bag: Path, writer: DatasetWriter, config: BagConversion) -> ConvertedBag:
+def _convert_bag(bag: Path, writer: DatasetWriter, config: BagConversion) -> list[ConvertedBag]:
     embodiment = config.embodiment
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
         custom = _custom_data(bag)
@@ -202,26 +210,42 @@ def _convert_bag(bag: Path, writer: DatasetWriter, config: BagConversion) -> Con
             instruction_connections=[c for c in by_topic.get(embodiment.topics.instruction, []) if c.msgtype == STRING],
         )
         aligned = _align(contents, config)
-        keep = aligned.keep
-        steps = int(keep.sum())
-        if steps < config.min_steps:
+        # Dropped ticks inside a bag split it: an episode's steps are exactly one control period apart.
+        segments = [run for run in _runs(aligned.keep) if len(run) >= config.min_steps]
+        if not segments:
+            steps = int(aligned.keep.sum())
             raise BagError(
-                f"too short: {steps} aligned steps at {config.rate:g} Hz (minimum {config.min_steps}); "
-                f"{len(keep) - steps} of {len(keep)} ticks dropped (a stream older than {config.max_age_s:g} s, "
-                "or no joint state at the next tick to be the action)"
+                f"too short: {steps} aligned steps at {config.rate:g} Hz, no unbroken run of {config.min_steps}; "
+                f"{len(aligned.keep) - steps} of {len(aligned.keep)} ticks dropped (a stream older than "
+                f"{config.max_age_s:g} s, a hold, or no joint state at the next tick to be the action)"
             )
-        episode_id = writer.add_episode(
-            timestamps=(aligned.ticks[keep] - aligned.ticks[keep][0]) / NS,
-            state=aligned.state[keep],
-            action=aligned.action[keep],
-            instruction=_instruction(custom, contents.instructions, config),
-            success=_recorded_success(custom),
-            frames={
-                camera: _frames(reader, cameras[camera], aligned.frame_indices[camera][keep])
-                for camera in embodiment.camera_names
-            },
-        )
-    return ConvertedBag(bag, episode_id, steps, len(keep) - steps, action_topic or "future joint positions")
+        instruction = _instruction(custom, contents.instructions, config)
+        dropped = len(aligned.keep) - sum(len(run) for run in segments)
+        converted = []
+        for number, run in enumerate(segments):
+            episode_id = writer.add_episode(
+                timestamps=(aligned.ticks[run] - aligned.ticks[run[0]]) / NS,
+                state=aligned.state[run],
+                action=aligned.action[run],
+                instruction=instruction,
+                # Only the part that reaches the end of the recording can have reached the goal.
+                success=_recorded_success(custom) and number == len(segments) - 1,
+                frames={
+                    camera: _frames(reader, cameras[camera], aligned.frame_indices[camera][run])
+                    for camera in embodiment.camera_names
+                },
+            )
+            source = action_topic or "future joint positions"
+            converted.append(ConvertedBag(bag, episode_id, len(run), dropped, source))
+    return converted
+
+
+def _runs(keep: np.ndarray) -> list[np.ndarray]:
+    """Index arrays of the maximal runs of consecutive True ticks."""
+    indices = np.flatnonzero(keep)
+    if not len(indices):
+        return []
+    return np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1)
 
 
 @dataclass(frozen=True)
@@ -237,10 +261,11 @@ def _align(contents: _BagContents, config: BagConversion) -> _Aligned:
     """Sample every stream as-of the control-rate ticks over the reference camera's span."""
     embodiment = config.embodiment
     max_age = int(config.max_age_s * NS)
-    reference = config.reference_camera or embodiment.camera_names[0]
-    reference_times = contents.camera_times[reference]
-    if not reference_times:
-        raise BagError(f"reference camera {reference!r} has no frames")
+    silent = [camera for camera, times in contents.camera_times.items() if not times]
+    silent += [joint for joint, series in contents.joints.items() if not series.times]
+    if silent:
+        raise BagError(f"no messages at all for {silent}")
+    reference_times = contents.camera_times[config.reference_camera or embodiment.camera_names[0]]
     period = NS / config.rate
     count = int((reference_times[-1] - reference_times[0]) // period) + 1
     ticks = (reference_times[0] + np.round(np.arange(count) * period)).astype(np.int64)
@@ -365,7 +390,10 @@ def _add_positions(series: dict[str, _Series], message: object, time: int) -> No
 
 
 def _add_trajectory(series: dict[str, _TrajectorySeries], message: object, time: int) -> None:
-    if not message.points:
+    if not message.points:  # a stop applies to every joint, named or not
+        for joint in series.values():
+            joint.times.append(time)
+            joint.points.append(None)
         return
     offsets = np.asarray([p.time_from_start.sec * NS + p.time_from_start.nanosec for p in message.points])
     if np.any(np.diff(offsets) <= 0):

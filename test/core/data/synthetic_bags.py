@@ -34,8 +34,10 @@ class Recording:
     joint_names: tuple[str, ...] = tuple(reversed(EMBODIMENT.joint_names))  # out of order on purpose
     joint_gap: tuple[float, float] | None = None  # no joint states in this interval (s)
     camera: bool = True
+    silent_camera: bool = False  # the camera's topic is in the bag (as the recorder declares it) with no message
     compressed: bool = False
     trajectory: bool = False
+    hold_at: float | None = None  # an empty JointTrajectory (the controller's stop) at this time (s)
     leader: bool = False
     custom: dict[str, str] = field(default_factory=dict)
 
@@ -111,9 +113,15 @@ def write_bag(path: Path, recording: Recording, storage: StoragePlugin = Storage
             messages.append(
                 (ns, "/arm_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", _trajectory(ns, k))
             )
+    if recording.hold_at is not None:
+        stop = MSG["trajectory_msgs/msg/JointTrajectory"](header=_header(0), joint_names=[], points=[])
+        ns = T0 + int(recording.hold_at * 1e9)
+        messages.append((ns, "/arm_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", stop))
     messages.append((T0, "/instruction", "std_msgs/msg/String", MSG["std_msgs/msg/String"](data="put it there")))
     with Writer(path, version=9, storage_plugin=storage) as writer:
         connections = {}
+        if recording.silent_camera:
+            writer.add_connection("/camera/front/image_raw", "sensor_msgs/msg/Image", typestore=TYPES)
         for ns, topic, msgtype, message in sorted(messages, key=lambda m: m[0]):
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=TYPES)

@@ -19,7 +19,7 @@ from synthetic_bags import EMBODIMENT, LEADER, Recording, write_bag
 
 
 def _convert(tmp_path: Path, bags: list[Path], **options) -> tuple:
-    config = BagConversion(embodiment=EMBODIMENT, max_age_s=0.1, min_steps=5, **options)
+    config = BagConversion(embodiment=EMBODIMENT, max_age_s=0.1, **{"min_steps": 5, **options})
     report = convert_bags(bags, tmp_path / "dataset", config, image_format="png", progress=False)
     return report, EpisodeDataset(tmp_path / "dataset") if report.converted else None
 
@@ -51,13 +51,30 @@ def test_streams_are_sampled_as_of_each_tick_never_from_the_future(tmp_path, sto
     assert frame.shape == (16, 20, 3) and tuple(frame[0, 0]) == (255, 0, 4) and tuple(frame[-1, -1]) == (255, 0, 4)
 
 
-def test_ticks_with_stale_streams_are_dropped(tmp_path):
-    report, dataset = _convert(tmp_path, [write_bag(tmp_path / "bag", Recording(joint_gap=(0.5, 0.9)))])
+def test_ticks_with_stale_streams_split_the_episode(tmp_path):
+    bag = write_bag(tmp_path / "bag", Recording(joint_gap=(0.5, 0.9)))
+    report, dataset = _convert(tmp_path, [bag], min_steps=3)
     # joint states stop after 0.481 s and resume at 0.901 s; max_age 0.1 s drops ticks 0.6-0.9, and 0.5 too
-    # because its action would be the state at 0.6
-    kept = np.round(_ticks_kept(dataset), 3)
-    np.testing.assert_array_equal(kept, np.round([0.1, 0.2, 0.3, 0.4, *np.arange(10, 19) / 10], 3))
-    assert report.converted[0].dropped_ticks == 20 - 13
+    # because its action would be the state at 0.6. Steps stay one period apart: two episodes, not one with a hole.
+    assert [c.steps for c in report.converted] == [4, 9] and len(dataset) == 2
+    first, second = dataset.episode(0), dataset.episode(1)
+    np.testing.assert_allclose(first.timestamps, np.arange(4) * 0.1, atol=1e-9)
+    np.testing.assert_allclose(second.timestamps, np.arange(9) * 0.1, atol=1e-9)
+    np.testing.assert_allclose(second.state[0, 0], 1.0 - 0.019, atol=1e-6)  # tick 1.0 s reads the state at 0.981 s
+    assert not first.success and second.success  # only the part that reaches the end can have succeeded
+
+
+def test_runs_shorter_than_min_steps_are_dropped(tmp_path):
+    report, _ = _convert(tmp_path, [write_bag(tmp_path / "bag", Recording(joint_gap=(0.5, 0.9)))])
+    assert [c.steps for c in report.converted] == [9] and report.converted[0].dropped_ticks == 20 - 9
+
+
+def test_a_stop_command_ends_the_commanded_motion(tmp_path):
+    bag = write_bag(tmp_path / "bag", Recording(trajectory=True, hold_at=1.42))
+    report, _ = _convert(tmp_path, [bag], min_steps=3)
+    # trajectories arrive every 0.5 s from 0.05 s; the one of 1.05 s is cancelled at 1.42 s and the next comes at
+    # 1.55 s, so tick 1.5 has no commanded motion: ticks 0.1-1.4 and 1.6-1.9 become two episodes
+    assert [c.steps for c in report.converted] == [14, 4]
 
 
 def test_actions_from_a_commanded_trajectory(tmp_path):
@@ -105,6 +122,7 @@ def test_bad_bags_are_skipped_with_a_reason(tmp_path):
         ),
         "no_camera": write_bag(tmp_path / "no_camera", Recording(camera=False)),
         "short": write_bag(tmp_path / "short", Recording(seconds=0.4)),
+        "silent_camera": write_bag(tmp_path / "silent_camera", Recording(camera=False, silent_camera=True)),
         "wrong_joints": write_bag(tmp_path / "wrong_joints", Recording(joint_names=("a", "b", "c", "d", "e", "f"))),
         "other_robot": write_bag(
             tmp_path / "other_robot", Recording(custom={"faster.embodiment": json.dumps("single_arm")})
@@ -117,6 +135,7 @@ def test_bad_bags_are_skipped_with_a_reason(tmp_path):
     assert set(reasons) == set(bags) - {"good"}
     assert "missing camera topic /camera/front/image_raw" in reasons["no_camera"]
     assert "too short: 2 aligned steps" in reasons["short"]
+    assert "no messages at all for ['front']" in reasons["silent_camera"]
     assert "never appear on /joint_states" in reasons["wrong_joints"]
     assert "recorded for embodiment" in reasons["other_robot"]
     assert all(reasons[name] for name in ("truncated_mcap", "truncated_sqlite", "not_a_bag"))
