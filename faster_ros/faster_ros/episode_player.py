@@ -18,7 +18,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from faster_core.data import EpisodeDataset
-from faster_core.embodiment import EmbodimentError
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED, RELIABLE
@@ -48,14 +47,7 @@ class EpisodePlayer(Node):
         ).value
 
         dataset = EpisodeDataset(path)
-        if tuple(dataset.joint_names) != spec.joint_names:
-            raise EmbodimentError(
-                f"dataset {path} has joints {list(dataset.joint_names)}, embodiment {spec.name} has "
-                f"{list(spec.joint_names)}"
-            )
-        missing = [camera for camera in spec.camera_names if camera not in dataset.camera_shapes]
-        if missing:
-            raise EmbodimentError(f"dataset {path} has no frames for cameras {missing}")
+        dataset.check_fits(spec, rate=False)  # replayed at the data's own rate
         self.episode = dataset.episode(index)
         self.step = 0
 

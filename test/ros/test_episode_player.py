@@ -15,8 +15,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from faster_core.data import DatasetWriter  # noqa: E402
-from faster_core.embodiment import Embodiment, EmbodimentError  # noqa: E402
+from faster_core.data import DatasetError, DatasetWriter  # noqa: E402
+from faster_core.embodiment import Embodiment  # noqa: E402
 from faster_core.images import to_rgb  # noqa: E402
 from faster_ros.episode_player import EpisodePlayer  # noqa: E402
 
@@ -93,7 +93,7 @@ def test_refuses_a_dataset_of_another_robot(ros_env, tmp_path, dataset):
         domain_id=int(ros_env["ROS_DOMAIN_ID"]),
     )
     try:
-        with pytest.raises(EmbodimentError, match="embodiment single_arm has"):
+        with pytest.raises(DatasetError, match="embodiment single_arm has"):
             EpisodePlayer(context=context)
     finally:
         context.try_shutdown()

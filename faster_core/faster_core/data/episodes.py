@@ -32,6 +32,7 @@ from safetensors.numpy import save_file
 
 from faster_core.data.frames import IMAGE_FORMATS, FrameError, LazyFrames, encode_image, frame_keys
 from faster_core.data.stats import DatasetStats, StatsError
+from faster_core.embodiment import Embodiment
 
 FORMAT_NAME = "faster-episodes"
 FORMAT_VERSION = 1
@@ -296,6 +297,23 @@ class EpisodeDataset:
             raise KeyError(f"no camera {camera!r} in {self.path} (cameras: {list(self.camera_shapes)})")
         _, file, length = self._episodes[episode]
         return LazyFrames(file, camera, length, self.camera_shapes[camera])[t]
+
+    def check_fits(self, embodiment: Embodiment, *, cameras: bool = True, rate: bool = True) -> None:
+        """Raise DatasetError unless this data can train or drive ``embodiment``: same joints in the same order,
+        frames for its cameras, and (for policies, whose actions are scheduled one period apart) its rate."""
+        if tuple(self.joint_names) != embodiment.joint_names:
+            raise DatasetError(
+                f"dataset {self.path} has joints {list(self.joint_names)}; embodiment {embodiment.name} has "
+                f"{list(embodiment.joint_names)}"
+            )
+        missing = [c for c in embodiment.camera_names if c not in self.cameras]
+        if cameras and missing:
+            raise DatasetError(f"dataset {self.path} has no frames for cameras {missing} (it has {self.cameras})")
+        if rate and not np.isclose(self.fps, embodiment.control_rate_hz):
+            raise DatasetError(
+                f"dataset {self.path} was recorded at {self.fps:g} Hz; embodiment {embodiment.name} runs at "
+                f"{embodiment.control_rate_hz:g} Hz (resample, or give the embodiment the data's rate)"
+            )
 
     def split(self, validation_fraction: float = 0.1, seed: int = 0) -> DatasetSplit:
         """Shuffle episodes with ``seed`` and hold out ``round(fraction * len)`` of them (at least one if

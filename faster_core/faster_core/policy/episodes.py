@@ -18,14 +18,7 @@ from faster_core.policy.processing import Sample, StateNormalizer
 
 class EpisodeSamples(Dataset):
     def __init__(self, dataset: EpisodeDataset, embodiment: Embodiment, episodes: Sequence[int] | None = None):
-        if dataset.joint_names != embodiment.joint_names:
-            raise ValueError(
-                f"dataset joints {list(dataset.joint_names)} differ from embodiment {embodiment.name}'s "
-                f"{list(embodiment.joint_names)}"
-            )
-        missing = [c for c in embodiment.camera_names if c not in dataset.cameras]
-        if missing:
-            raise ValueError(f"dataset {dataset.path} has no frames for cameras {missing} (it has {dataset.cameras})")
+        dataset.check_fits(embodiment)
         self.dataset, self.embodiment = dataset, embodiment
         self._episodes = []  # (dataset position, state [T, D], chunks [T, H, D], instruction)
         self._index = []  # (position in _episodes, step)

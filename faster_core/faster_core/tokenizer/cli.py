@@ -22,11 +22,7 @@ def load_split_chunks(
 ) -> dict[str, np.ndarray]:
     """Training and validation chunks [N, H, D] of a dataset whose joints are the embodiment's."""
     dataset = EpisodeDataset(data)
-    if tuple(dataset.joint_names) != embodiment.joint_names:
-        raise ValueError(
-            f"dataset {data} has joints {list(dataset.joint_names)}; embodiment {embodiment.name} has "
-            f"{list(embodiment.joint_names)}"
-        )
+    dataset.check_fits(embodiment, cameras=False, rate=False)  # chunks of H actions, whatever their period
     split = dataset.split(validation, seed)
     return {
         "train": action_chunks(dataset, split.train, embodiment.chunk_length),

@@ -10,6 +10,9 @@ import pytest
 from faster_core.data import frames as frames_module
 from faster_core.data.episodes import DatasetError, DatasetWriter, EpisodeDataset
 from faster_core.data.frames import FrameError
+from faster_core.embodiment import Embodiment
+
+from repo_paths import CONFIG_DIR
 
 JOINTS = ("j1", "j2", "gripper")
 CAMERAS = ("base", "wrist")
@@ -175,3 +178,35 @@ def test_writer_rejects_inconsistent_episodes(tmp_path):
     writer.close()
     with pytest.raises(DatasetError, match="already exists"):
         DatasetWriter(tmp_path, fps=10, embodiment="toy", joint_names=JOINTS)
+
+
+def _toy_embodiment(**changes) -> Embodiment:
+    params = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml").to_parameters()
+    params.update(
+        {
+            "joint_names": list(JOINTS),
+            "action_groups.names": ["arm", "gripper"],
+            "action_groups.sizes": [2, 1],
+            "cameras.names": list(CAMERAS),
+            "cameras.topics": ["/base", "/wrist"],
+            "control_rate_hz": 10.0,
+            "limits.position_lower": [-1.0] * 3,
+            "limits.position_upper": [1.0] * 3,
+            "limits.velocity": [1.0] * 3,
+        }
+    )
+    params.update(changes)
+    return Embodiment.from_parameters(params)
+
+
+def test_check_fits_names_what_differs(tmp_path, episodes):
+    _write(tmp_path, episodes)
+    dataset = EpisodeDataset(tmp_path)
+    dataset.check_fits(_toy_embodiment())
+    with pytest.raises(DatasetError, match=r"has joints \['j1', 'j2', 'gripper'\]"):
+        dataset.check_fits(_toy_embodiment(joint_names=["j2", "j1", "gripper"]))
+    with pytest.raises(DatasetError, match=r"no frames for cameras \['head'\]"):
+        dataset.check_fits(_toy_embodiment(**{"cameras.names": ["head", "wrist"]}))
+    with pytest.raises(DatasetError, match="recorded at 10 Hz; embodiment single_arm runs at 20 Hz"):
+        dataset.check_fits(_toy_embodiment(control_rate_hz=20.0))
+    dataset.check_fits(_toy_embodiment(control_rate_hz=20.0), rate=False)
