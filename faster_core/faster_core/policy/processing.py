@@ -20,6 +20,7 @@ from torch import Tensor
 from faster_core.embodiment import Embodiment
 from faster_core.policy.backbone import TextTokenizer
 from faster_core.policy.bar import ActionVocabulary
+from faster_core.tokenizer.normalize import normalize
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ class StateNormalizer:
         return cls(tuple(limits.position_lower.tolist()), tuple(limits.position_upper.tolist()))
 
     def bins(self, state: np.ndarray, count: int) -> np.ndarray:
-        q01, q99 = np.asarray(self.q01), np.asarray(self.q99)
-        normalised = np.clip((state - q01) / np.maximum(q99 - q01, 1e-6) * 2 - 1, -1, 1)
+        normalised = normalize(np.asarray(state, dtype=np.float64), np.asarray(self.q01), np.asarray(self.q99))
         return np.clip(np.floor((normalised + 1) / 2 * count), 0, count - 1).astype(np.int64)
 
 
