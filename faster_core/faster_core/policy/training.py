@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from faster_core.distributed import training_ranks
 from faster_core.policy.bar import IGNORE
 from faster_core.policy.modeling import ActionDecodeError, FASTerVLA, Generation
 from faster_core.policy.processing import Sample
@@ -67,19 +67,10 @@ def train_policy(
     progress: bool = True,
     out_dir: str | os.PathLike | None = None,  # rank 0 saves the policy and training_log.json here
 ) -> TrainResult:
-    owns_group = not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if owns_group:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    distributed = dist.is_initialized() and dist.get_world_size() > 1
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the {world} ranks")
-    device = torch.device(
-        f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else policy.device
-    )
-    if bf16 is None:
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    try:
+    with training_ranks(
+        batch_size=batch_size, device=None if torch.cuda.is_available() else policy.device, bf16=bf16
+    ) as ranks:
+        rank, world, device, bf16 = ranks.rank, ranks.world, ranks.device, ranks.bf16
         policy.to(device)
         if freeze_backbone:
             policy.backbone.requires_grad_(False)
@@ -88,7 +79,9 @@ def train_policy(
         parameters = [p for p in policy.parameters() if p.requires_grad]
         backbone_learns = any(p.requires_grad for p in policy.backbone.parameters())
         # A trainable backbone has parameters the loss never reaches (LM head, last layer's MLP, final norm).
-        trainer = DistributedDataParallel(policy, find_unused_parameters=backbone_learns) if distributed else policy
+        trainer = (
+            DistributedDataParallel(policy, find_unused_parameters=backbone_learns) if ranks.distributed else policy
+        )
         optimizer = torch.optim.AdamW(
             [
                 {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": weight_decay},
@@ -126,12 +119,8 @@ def train_policy(
             policy.save_pretrained(out_dir)
             log = {"losses": result.losses, "validation": [asdict(m) for m in result.validation]}
             (Path(out_dir) / LOG_FILE).write_text(json.dumps(log, indent=1) + "\n")
-        if distributed:
-            dist.barrier()
+        ranks.barrier()
         return result
-    finally:
-        if owns_group:
-            dist.destroy_process_group()
 
 
 @torch.no_grad()

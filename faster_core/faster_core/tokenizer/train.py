@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from faster_core.distributed import training_ranks
 from faster_core.tokenizer.fastervq import FASTerVQ, FASTerVQConfig
 from faster_core.tokenizer.interface import check_actions
 from faster_core.tokenizer.normalize import quantile_stats
@@ -82,22 +82,11 @@ def fit_tokenizer(
         q01, q99 = quantile_stats(train_chunks)
         config = dataclasses.replace(config, q01=q01, q99=q99)
 
-    owns_group = not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if owns_group:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    distributed = dist.is_initialized() and dist.get_world_size() > 1
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the {world} ranks")
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if bf16 is None:
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    try:
+    with training_ranks(batch_size=batch_size, device=device, bf16=bf16) as ranks:
+        rank, world, device, bf16 = ranks.rank, ranks.world, ranks.device, ranks.bf16
         torch.manual_seed(seed)  # identical initial weights and codebooks on every rank
         model = FASTerVQ(config).to(device)
-        trainer = DistributedDataParallel(model, **_NO_BUFFER_SYNC) if distributed else model
+        trainer = DistributedDataParallel(model, **_NO_BUFFER_SYNC) if ranks.distributed else model
         # Weight decay on matrices only: not on norms, biases, embeddings, nor the DCT skip path, which it would
         # pull away from the orthonormal basis the autoencoder is built around.
         decayed = {
@@ -147,12 +136,8 @@ def fit_tokenizer(
         if rank == 0 and out_dir is not None:
             model.save_pretrained(out_dir)
             (Path(out_dir) / LOG_FILE).write_text(json.dumps(history, indent=1) + "\n")
-        if distributed:
-            dist.barrier()
+        ranks.barrier()
         return FitResult(model, history)
-    finally:
-        if owns_group:
-            dist.destroy_process_group()
 
 
 @torch.no_grad()
