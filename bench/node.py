@@ -26,6 +26,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from faster_core.embodiment import Embodiment
+from faster_core.policy.modeling import PolicyOutput, Timing
 from faster_ros.images import from_rgb
 from faster_ros.policy_node import PolicyNode
 from faster_ros.qos import LATCHED
@@ -35,12 +36,19 @@ CONFIG = Path(__file__).resolve().parents[1] / "faster_bringup" / "config" / "bi
 
 class SleepingPolicy:
     def __init__(self, spec: Embodiment, model_seconds: float):
-        self.spec, self.model_seconds = spec, model_seconds
+        self.embodiment, self.model_seconds = spec, model_seconds
+        self.tokenizer = SimpleNamespace(kind="fastervq")
 
-    def predict(self, images, state, instruction):
+    def predict(self, images, state, instruction, *, generator=None):
         time.sleep(self.model_seconds)
-        ramp = 1e-3 * np.arange(1, self.spec.chunk_length + 1)[:, None]
-        return SimpleNamespace(actions=state[None] + ramp, codes=np.zeros((3, 2, self.spec.dof), int), timing={})
+        ramp = 1e-3 * np.arange(1, self.embodiment.chunk_length + 1)[:, None]
+        ms = self.model_seconds * 1e3
+        return PolicyOutput(
+            actions=state[None] + ramp,
+            codes=np.zeros((3, 2, self.embodiment.dof), int),
+            timing=Timing(preprocess_ms=0.0, prefix_ms=ms, decode_ms=0.0, detokenize_ms=0.0, total_ms=ms),
+            forward_passes=0,
+        )
 
 
 class TimedPolicyNode(PolicyNode):

@@ -253,7 +253,7 @@ def load_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
 def resolve_config(name_or_path: str | os.PathLike) -> Path:
     """A path as given, or ``share/faster_bringup/config/<name>.yaml`` under AMENT_PREFIX_PATH."""
     candidate = Path(name_or_path)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+    if candidate.suffix in {".yaml", ".yml"} or candidate.is_file():  # a folder of that name is not a config
         if not candidate.is_file():
             raise EmbodimentError(f"embodiment file {candidate} does not exist")
         return candidate

@@ -531,8 +531,9 @@ class PolicyNode(Node):
 
     def destroy_node(self) -> None:
         self._running = False
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+        worker = getattr(self, "_worker", None)  # absent when the constructor failed
+        if worker is not None and worker.is_alive():
+            worker.join(timeout=5.0)
         super().destroy_node()
 
 
