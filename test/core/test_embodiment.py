@@ -75,6 +75,8 @@ def test_resolve_by_name_uses_ament_prefix(tmp_path, monkeypatch):
     share.mkdir(parents=True)
     (share / "my_robot.yaml").write_text((CONFIG_DIR / "whole_body.yaml").read_text())
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    (tmp_path / "my_robot").mkdir()  # a folder of the same name in the working directory does not shadow it
+    monkeypatch.chdir(tmp_path)
     assert Embodiment.load("my_robot").dof == 21
     with pytest.raises(EmbodimentError, match=r"unknown embodiment 'nope'.*my_robot"):
         Embodiment.load("nope")
