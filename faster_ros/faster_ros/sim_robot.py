@@ -37,6 +37,8 @@ from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED, RELIABLE
 
+REPUBLISH_S = 0.5  # lockstep: wall seconds between repeats of an unanswered observation
+
 
 class SimRobot(Node):
     def __init__(self, **node_kwargs):
@@ -75,9 +77,12 @@ class SimRobot(Node):
         ).value
 
         self.sim = So101PickPlace(spec, self.seed, spec.camera_names, image_size)
-        self.sim_time = 0.0  # lockstep: simulated seconds
+        # lockstep: simulated seconds; from 1 s, since ROS reads time 0 as "no /clock yet" (the policy waits for it)
+        self.sim_time = 1.0
         self.lockstep_timeouts = 0
         self._awaiting_since: float | None = None  # wall time the current observation went out (lockstep)
+        self._published_at = 0.0  # wall time of its last (re)publication
+        self._policy_seen = False  # the policy has answered at least once
         self._chunk_answered = self._trajectory_answered = False
         self.episode, self.steps, self.commands = 0, 0, 0  # commands: trajectories followed this episode
         self.follower = TrajectoryFollower(self.sim.joint_positions())
@@ -114,27 +119,39 @@ class SimRobot(Node):
             self._chunk_answered = True
 
     def _lockstep(self) -> None:
-        """Step once the policy answered the current observation (or gave up waiting); then publish the next."""
-        if self._awaiting_since is None:
-            self._clock_pub.publish(Clock(clock=self._stamp()))
-            self._publish_observation()
-        elif not (self._chunk_answered and self._trajectory_answered):
-            if time.monotonic() - self._awaiting_since < self.lockstep_timeout:
+        """Step once the policy answered the current observation (or gave up waiting); then publish the next.
+
+        The observation is published again every ``REPUBLISH_S`` while waiting (a policy that joined late missed it),
+        and the timeout only runs once the policy has answered at all (loading a model is not a late answer).
+        """
+        now = time.monotonic()
+        if self._awaiting_since is not None and not (self._chunk_answered and self._trajectory_answered):
+            waited = now - self._awaiting_since
+            if not self._policy_seen or waited < self.lockstep_timeout:
+                if now - self._published_at >= REPUBLISH_S:
+                    self._publish_lockstep_observation()
                 return
             self.lockstep_timeouts += 1
             self.get_logger().warning("the policy did not answer in time; stepping with its last command")
+        if self._awaiting_since is not None:
+            self._policy_seen |= self._chunk_answered
             self._step()
-        else:
-            self._step()
-        self._awaiting_since = time.monotonic()
+        self._publish_lockstep_observation()
+        self._awaiting_since = now
         self._chunk_answered = self._trajectory_answered = False
+
+    def _publish_lockstep_observation(self) -> None:
+        self._clock_pub.publish(Clock(clock=self._stamp()))
+        self._publish_observation()
+        self._published_at = time.monotonic()
 
     def _start_episode(self) -> None:
         self.sim.reset(self.seed + self.episode)
         self.steps = self.commands = 0
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self._instruction.publish(String(data=INSTRUCTION))
-        self._publish_observation()
+        if self.clock_mode == "realtime":
+            self._publish_observation()
         self.get_logger().info(f"episode {self.episode} ({self.mode}): {INSTRUCTION}")
 
     def _on_trajectory(self, message: JointTrajectory) -> None:
@@ -171,9 +188,9 @@ class SimRobot(Node):
             self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1
         if self.clock_mode == "lockstep":
-            self.sim_time += self.sim.dt
-            self._clock_pub.publish(Clock(clock=self._stamp()))
-        self._publish_observation()
+            self.sim_time += self.sim.dt  # _lockstep publishes the clock and the observation
+        else:
+            self._publish_observation()
         if self.sim.success or self.sim.terminated or self.steps >= self.max_steps:
             reason = "success" if self.sim.success else "out of workspace" if self.sim.terminated else "time limit"
             self._finish(success=self.sim.success, reason=reason)
