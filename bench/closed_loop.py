@@ -1,0 +1,643 @@
+"""Closed-loop benchmark on the simulated SO-101: FASTerVQ vs FAST vs bins inside FASTerVLA, end to end through ROS.
+
+The scripted user flow, one stage at a time (each cached under ``--out``; a rerun skips every stage whose inputs
+and options are unchanged):
+
+1. record: ``sim_robot mode:=expert`` + ``episode_recorder``; per episode ``/sim_robot/reset``, then
+   ``/episode_recorder/start`` as soon as the reset's outcome arrives (before the new episode's first frame is
+   rendered), ``/episode_recorder/stop`` with the success of the episode's ``/sim_robot/outcome``: one mcap bag per
+   episode, checked to start with that episode's first observation (else recorded again);
+2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic);
+3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset;
+4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate and seed;
+   only the tokenizer differs;
+5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true`` on held-out seeds
+   (``--eval-seed`` + 1 ..; recorded episodes use ``--seed`` + odd offsets);
+6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
+   detokenize, total, from ``/policy_node/status``, one sample per computed chunk) and training minutes.
+
+    source env.sh && ROS_DOMAIN_ID=173 python bench/closed_loop.py --episodes 24 --eval-episodes 5
+
+Every node runs as its own process (logs under ``--out``/logs) on the caller's ROS_DOMAIN_ID (a random one in
+150-199 if unset), loopback-only discovery required. torch runs ``--threads`` intra-op threads in this process and
+in the nodes (default 1: on a shared 2-core machine two spinning OpenMP threads make training many times slower).
+Exit status: 0 when every stage finished, 1 when a stage failed, 130 when interrupted; every started process is
+stopped with SIGINT, then killed after a timeout, on every path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from tqdm import tqdm
+
+from faster_core.cli import main as faster
+from faster_core.embodiment import Embodiment, resolve_config
+from faster_msgs.msg import PolicyStatus
+from faster_msgs.srv import StartEpisode, StopEpisode
+from faster_ros.demo import Monitor, _overrides, _trajectory_topic
+
+EMBODIMENT = "so101"
+KINDS = ("fastervq", "fast", "bins")
+LABELS = {"fastervq": "FASTerVQ", "fast": "FAST", "bins": "bins"}
+BACKBONE = "tiny-paligemma"
+STOP_TIMEOUT_S = 15.0  # SIGINT, then kill
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message says which and why."""
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+# ----------------------------------------------------------------------------------------------------- caching
+def _fingerprint(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cached(directory: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The stage's stored result if it finished with exactly this configuration, else None (and a clean dir)."""
+    stamp = directory / "stage.json"
+    if stamp.is_file():
+        stored = json.loads(stamp.read_text())
+        if stored.get("fingerprint") == _fingerprint(config):
+            return stored["result"]
+    shutil.rmtree(directory, ignore_errors=True)
+    return None
+
+
+def _finish(directory: Path, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    result = {**result, "finished": time.time()}  # downstream stages depend on this very run of the stage
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = {"fingerprint": _fingerprint(config), "config": config, "result": result}
+    (directory / "stage.json").write_text(json.dumps(stamp, indent=1, default=str) + "\n")
+    return result
+
+
+def _upstream(stage: dict[str, Any]) -> str:
+    """What a downstream stage's cache depends on: the upstream stage's configuration and the run that made it."""
+    return _fingerprint({"config": stage["config"], "finished": stage["finished"]})
+
+
+def _stage(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------- processes
+class Nodes:
+    """ROS nodes as child processes; on exit (any exit) SIGINT to each, then kill after a timeout."""
+
+    def __init__(self, log_dir: Path, threads: int):
+        self.log_dir = log_dir
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._logs: list[Any] = []
+
+    def start(self, label: str, node: str, overrides: list) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{label}.log").open("w")
+        self._logs.append(log)
+        command = [sys.executable, "-m", f"faster_ros.{node}", "--ros-args", "--params-file",
+                   str(resolve_config(EMBODIMENT)), "--log-level", "warn", *_overrides(overrides)]  # fmt: skip
+        self.processes[label] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def check(self) -> None:
+        for label, process in self.processes.items():
+            if process.poll() is not None:
+                raise StageError(f"{label} exited with status {process.returncode}:\n{self.tail(label)}")
+
+    def tail(self, label: str, lines: int = 15) -> str:
+        path = self.log_dir / f"{label}.log"
+        text = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return "\n".join(f"  | {line}" for line in text[-lines:]) + f"\n  (log: {path})"
+
+    def __enter__(self) -> Nodes:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for label, process in self.processes.items():
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"{label} ignored SIGINT for {STOP_TIMEOUT_S:g} s: killing it", file=sys.stderr)
+                process.kill()
+                process.wait()
+        for log in self._logs:
+            log.close()
+
+
+class Ros:
+    """This process's node: spin until a condition holds, call services, while watching the child processes."""
+
+    def __init__(self, name: str, nodes: Nodes):
+        self.node = rclpy.create_node(name)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.nodes = nodes
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise StageError(f"timed out after {timeout:g} s waiting for {what}")
+            self.nodes.check()
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def client(self, srv_type: type, name: str, timeout: float = 60.0):
+        client = self.node.create_client(srv_type, name)
+        self.spin_until(client.service_is_ready, timeout, f"service {name}")
+        return client
+
+    def call(self, client, request, timeout: float = 10.0):
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout, f"a response from {client.srv_name}")
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@contextlib.contextmanager
+def _ros_session(name: str, nodes: Nodes):
+    with rclpy.init():
+        ros = Ros(name, nodes)
+        try:
+            yield ros
+        finally:
+            ros.close()
+
+
+# ------------------------------------------------------------------------------------------------ 1. recording
+def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
+              "seed": args.seed}  # fmt: skip
+    directory = out / "record"
+    if (cached := _cached(directory, config)) is not None:
+        _stage(f"1/5 record: cached, {len(cached['episodes'])} bags in {directory / 'bags'}")
+        return {"config": config, **cached}
+    _stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder")
+    from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
+
+    bags = directory / "bags"
+    started = time.monotonic()
+    episodes: list[dict[str, Any]] = []
+    late = 0
+    with Nodes(out / "logs" / "record", args.threads) as nodes, _ros_session("bench_record", nodes) as ros:
+        robot = ["mode", "expert", "clock", "realtime", "max_steps", args.max_steps, "image_size", args.image_size,
+                 "seed", args.seed]  # fmt: skip
+        nodes.start("sim_robot", "sim_robot", robot)
+        nodes.start("episode_recorder", "episode_recorder", ["output_dir", bags.resolve()])
+        outcomes: list[dict[str, Any]] = []
+        spec = Embodiment.from_yaml(resolve_config(EMBODIMENT))
+        reference = So101PickPlace(spec, args.seed)  # no cameras: the initial joint positions of each seed
+
+        def home(seed: int) -> np.ndarray:
+            reference.reset(seed)
+            return reference.joint_positions()
+
+        ros.node.create_subscription(String, "/sim_robot/outcome", lambda m: outcomes.append(json.loads(m.data)), 10)
+        start = ros.client(StartEpisode, "/episode_recorder/start")
+        stop = ros.client(StopEpisode, "/episode_recorder/stop")
+        reset = ros.client(Trigger, "/sim_robot/reset")
+        camera_topic = spec.cameras[0].topic
+        ros.spin_until(lambda: ros.node.count_subscribers(camera_topic) >= 1, 60, f"the recorder on {camera_topic}")
+        _spin_for(ros, 1.0)  # let the recorder's subscriptions match the simulator's publishers
+        bar = tqdm(total=args.episodes, desc="recording", unit="episode")
+        for _attempt in range(2 * args.episodes + 5):
+            if len(episodes) >= args.episodes:
+                break
+            # The reset outcome goes out when the simulator begins the reset, before its env reset and the first
+            # frame of the new episode (rendering takes most of a control period), and nothing of the old episode
+            # follows it: starting the recorder on that outcome gives a bag that holds exactly the new episode.
+            # Checked afterwards, since a frame of the old episode may still be in flight: see _starts_clean.
+            first = len(outcomes)
+            resetting = reset.call_async(Trigger.Request())
+            recorded = _await_outcome(ros, outcomes, first, "reset", 30)["episode"] + 1
+            response = ros.call(start, StartEpisode.Request(instruction=INSTRUCTION))
+            if not response.success:
+                raise StageError(f"/episode_recorder/start refused: {response.message}")
+            ros.spin_until(resetting.done, 30, "the response of /sim_robot/reset")
+            outcome = _await_outcome(ros, outcomes, first, recorded, args.max_steps * 0.2 + 30)
+            stopped = ros.call(stop, StopEpisode.Request(task_success=bool(outcome["success"])))
+            if not stopped.success:
+                raise StageError(f"/episode_recorder/stop refused: {stopped.message}")
+            bag = Path(stopped.bag_path)
+            if not _starts_clean(bag, spec, home(args.seed + recorded)):
+                late += 1
+                shutil.rmtree(bag, ignore_errors=True)
+                bar.write(f"episode {recorded}: the bag does not start with its first observation; recording another")
+                continue
+            episodes.append({"bag": str(bag), "seed": args.seed + recorded, "success": bool(outcome["success"]),
+                             "steps": outcome["steps"], "reason": outcome["reason"],
+                             "messages": stopped.messages_recorded})  # fmt: skip
+            bar.update()
+            bar.set_postfix(successes=sum(e["success"] for e in episodes))
+        bar.close()
+        reference.close()
+    if len(episodes) < args.episodes:
+        raise StageError(f"recorded {len(episodes)} of {args.episodes} episodes ({late} out of sync)")
+    minutes = (time.monotonic() - started) / 60
+    result = {"episodes": episodes, "minutes": minutes, "rerecorded": late}
+    print(f"recorded {len(episodes)} bags, {sum(e['success'] for e in episodes)} successful, in {minutes:.1f} min")
+    return {"config": config, **_finish(directory, config, result)}
+
+
+def _ns(message) -> int:
+    return message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+
+
+def _starts_clean(bag: Path, spec: Embodiment, home: np.ndarray) -> bool:
+    """Whether the bag's first observation is the episode's first (joint state at the reset pose, with its frame),
+    and the only one at that pose (the scripted expert moves at once): nothing of the episode before it (an old
+    frame still in flight when the recorder started) and the first frame not missed."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    cameras = {c.topic for c in spec.cameras}
+    joints: list[tuple[int, np.ndarray]] = []
+    frames: list[int] = []
+    with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        wanted = [c for c in reader.connections if c.topic in cameras or c.topic == spec.topics.joint_states]
+        for connection, _, raw in reader.messages(connections=wanted):
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.topic in cameras:
+                frames.append(_ns(message))
+            else:
+                position = dict(zip(message.name, message.position, strict=True))
+                joints.append((_ns(message), np.array([position[j] for j in spec.joint_names])))
+    if len(joints) < 2 or not frames:
+        return False
+    at_home = [np.allclose(q, home, atol=1e-9) for _, q in joints[:2]]
+    return at_home == [True, False] and frames[0] == joints[0][0]
+
+
+def _await_outcome(ros: Ros, outcomes: list[dict], since: int, match: str | int, timeout: float) -> dict[str, Any]:
+    """The first outcome after index ``since`` of a reset (match "reset") or of episode ``match``."""
+
+    def found() -> dict[str, Any] | None:
+        key = "reason" if match == "reset" else "episode"
+        return next((o for o in outcomes[since:] if o[key] == match), None)
+
+    ros.spin_until(lambda: found() is not None, timeout, f"the outcome of {match!r}")
+    return found()
+
+
+def _spin_for(ros: Ros, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    ros.spin_until(lambda: time.monotonic() >= end, seconds + 1, "nothing")
+
+
+# ------------------------------------------------------------------------------------------------- 2. convert
+def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
+    from faster_core.data import EpisodeDataset
+    from faster_core.data.bags import BagConversion, convert_bags
+
+    config = {"record": _upstream(recorded), "only_successful": True}
+    directory = out / "dataset"
+    if (cached := _cached(directory, config)) is not None:
+        _stage(f"2/5 convert: cached, {cached['episodes']} episodes in {directory}")
+        return {"config": config, "path": str(directory), **cached}
+    _stage("2/5 convert: bags -> episode dataset (convert_bags; actions from the trajectory topic)")
+    started = time.monotonic()
+    bags = [e["bag"] for e in recorded["episodes"] if e["success"]]
+    if not bags:
+        raise StageError("no successful expert episode to convert")
+    embodiment = Embodiment.from_yaml(resolve_config(EMBODIMENT))
+    report = convert_bags(bags, directory, BagConversion(embodiment=embodiment))
+    print(report.summary().splitlines()[-1])
+    for skipped in report.skipped:
+        print(f"  skipped {skipped.bag.name}: {skipped.reason}")
+    if not report.converted:
+        raise StageError("convert_bags converted no bag")
+    dataset = EpisodeDataset(directory)
+    recorded_steps = {e["bag"]: e["steps"] for e in recorded["episodes"]}
+    gaps = [recorded_steps[str(c.bag)] - c.steps for c in report.converted]
+    result = {
+        "episodes": len(dataset),
+        "frames": int(sum(dataset.lengths)),
+        "skipped": len(report.skipped),
+        "action_sources": sorted({c.action_source for c in report.converted}),
+        "simulator_minus_converted_steps": [min(gaps), max(gaps)],
+        "minutes": (time.monotonic() - started) / 60,
+    }
+    print(f"{result['episodes']} episodes, {result['frames']} steps; simulator steps - converted steps per episode "
+          f"in [{min(gaps)}, {max(gaps)}]")  # fmt: skip
+    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
+
+
+# ---------------------------------------------------------------------------------------------- 3. tokenizers
+def fit_tokenizer(out: Path, kind: str, data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {"data": _upstream(data), "kind": kind}
+    argv = ["tokenizer", "fit", "--data", data["path"], "--kind", kind, "--seed", str(args.seed)]
+    if kind == "fastervq":
+        config |= {"steps": args.tokenizer_steps, "lr": 1e-3, "batch_size": 64}
+        argv += ["--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",
+                 "--val-every", str(args.tokenizer_steps)]  # fmt: skip
+    elif kind == "fast":
+        config |= {"scale": args.fast_scale}
+        argv += ["--scale", str(args.fast_scale)]
+    directory = out / "tokenizers" / kind
+    if (cached := _cached(directory, config)) is not None:
+        print(f"{LABELS[kind]}: cached in {directory}")
+        return {"config": config, "path": str(directory), **cached}
+    started = time.monotonic()
+    _faster([*argv, "--out", str(directory)])
+    result = {"minutes": (time.monotonic() - started) / 60, **_token_counts(directory, data["path"])}
+    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
+
+
+def _token_counts(tokenizer_dir: Path, data: str) -> dict[str, Any]:
+    """Tokens per chunk: fixed for FASTerVQ and bins; for FAST the mean (and max) over every chunk of the data."""
+    from faster_core.data import EpisodeDataset, action_chunks
+    from faster_core.tokenizer.factory import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    if getattr(tokenizer, "fixed_length", True):
+        return {"tokens_mean": float(tokenizer.tokens_per_chunk), "tokens_max": int(tokenizer.tokens_per_chunk)}
+    dataset = EpisodeDataset(data)
+    chunks = action_chunks(dataset, range(len(dataset)), tokenizer.config.chunk_length)
+    lengths = [len(tokens) for tokens in tokenizer.encode(chunks)]
+    return {"tokens_mean": float(np.mean(lengths)), "tokens_max": int(max(lengths))}
+
+
+# ------------------------------------------------------------------------------------------------ 4. policies
+def train(out: Path, kind: str, tokenizer: dict[str, Any], data: dict[str, Any], args: argparse.Namespace):
+    config = {"tokenizer": _upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
+              "warmup": args.warmup, "batch_size": args.batch_size, "image_size": args.image_size,
+              "seed": args.seed}  # fmt: skip
+    directory = out / "policies" / kind
+    if (cached := _cached(directory, config)) is not None:
+        print(f"{LABELS[kind]} policy: cached in {directory}")
+        return {"config": config, "path": str(directory), **cached}
+    print(f"-- {LABELS[kind]} policy ({args.policy_steps} steps)", flush=True)
+    started = time.monotonic()
+    _faster(["vla", "train", "--data", data["path"], "--tokenizer", tokenizer["path"], "--out", str(directory),
+             "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
+             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+             "--image-size", str(args.image_size), "--seed", str(args.seed), "--validation-samples", "32"])  # fmt: skip
+    log = json.loads((directory / "training_log.json").read_text())
+    validation = log["validation"][-1] if log.get("validation") else {}
+    losses = log.get("losses", [])
+    result = {
+        "minutes": (time.monotonic() - started) / 60,
+        "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"),
+        "val_loss": validation.get("loss"),
+        "val_token_accuracy": validation.get("token_accuracy"),
+        "val_action_l1": validation.get("action_l1"),
+    }
+    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
+
+
+def _faster(argv: list[str]) -> None:
+    print("$ faster " + " ".join(argv), flush=True)
+    try:
+        status = faster(argv)
+    except SystemExit as error:  # argparse errors
+        status = error.code
+    if status not in (0, None):
+        raise StageError(f"`faster {' '.join(argv)}` failed (status {status})")
+
+
+# ------------------------------------------------------------------------------------------------ 5. evaluate
+class EvalMonitor(Monitor):
+    """demo.Monitor, keeping one PolicyStatus per computed chunk (its latency fields describe that chunk)."""
+
+    def __init__(self, node, trajectory_topic: str):
+        super().__init__(node, trajectory_topic)
+        self.samples: list[PolicyStatus] = []
+        self._chunks = -1
+
+    def _on_status(self, message: PolicyStatus) -> None:
+        super()._on_status(message)
+        if message.chunks_computed != self._chunks:
+            self._chunks = message.chunks_computed
+            if message.chunks_computed > 0:
+                self.samples.append(message)
+
+    def _on_trajectory(self, message) -> None:  # the table needs no trajectories; do not keep them all
+        pass
+
+
+def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    config = {"policy": _upstream(policy), "episodes": args.eval_episodes, "max_steps": args.max_steps,
+              "eval_seed": args.eval_seed, "image_size": args.image_size,
+              "lockstep_timeout_s": args.lockstep_timeout}  # fmt: skip
+    directory = out / "eval" / kind
+    if (cached := _cached(directory, config)) is not None:
+        print(f"{LABELS[kind]}: cached, {cached['successes']}/{len(cached['outcomes'])} successes")
+        return cached
+    started = time.monotonic()
+    with Nodes(out / "logs" / f"eval_{kind}", args.threads) as nodes, _ros_session(f"bench_{kind}", nodes) as ros:
+        robot = ["clock", "lockstep", "max_steps", args.max_steps, "image_size", args.image_size,
+                 "seed", args.eval_seed, "lockstep_timeout_s", args.lockstep_timeout]  # fmt: skip
+        nodes.start("sim_robot", "sim_robot", robot)
+        brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed]
+        nodes.start("policy_node", "policy_node", brain)
+        monitor = EvalMonitor(ros.node, _trajectory_topic(str(resolve_config(EMBODIMENT))))
+        reset = ros.client(Trigger, "/sim_robot/reset")
+        ros.spin_until(lambda: bool(monitor.samples), 180, "the policy node's first action chunk")
+        # The first episode ran while the policy loaded (stepped by lock-step timeouts): start a fresh one.
+        first = len(monitor.outcomes)
+        ros.call(reset, Trigger.Request())
+        baseline = _await_outcome(ros, monitor.outcomes, first, "reset", 10)
+        monitor.samples.clear()
+
+        def finished() -> list[dict[str, Any]]:
+            return [o for o in monitor.outcomes if o["episode"] > baseline["episode"]][: args.eval_episodes]
+
+        bar = tqdm(total=args.eval_episodes, desc=f"eval {LABELS[kind]}", unit="episode")
+        deadline = time.monotonic() + args.eval_episodes * args.max_steps * 1.0 + 120
+        while len(finished()) < args.eval_episodes:
+            count = len(finished())
+            ros.spin_until(lambda count=count: len(finished()) > count, max(1.0, deadline - time.monotonic()),
+                           f"episode {count + 1} of {args.eval_episodes} under {LABELS[kind]}")  # fmt: skip
+            bar.update(len(finished()) - bar.n)
+            bar.set_postfix(successes=sum(o["success"] for o in finished()))
+        bar.close()
+        outcomes = finished()
+        status = monitor.status
+        samples = list(monitor.samples)
+    result = {
+        "outcomes": outcomes,
+        "seeds": [args.eval_seed + o["episode"] for o in outcomes],
+        "successes": sum(o["success"] for o in outcomes),
+        "mean_steps": float(np.mean([o["steps"] for o in outcomes])),
+        "lockstep_timeouts": outcomes[-1]["lockstep_timeouts"] - baseline["lockstep_timeouts"],
+        "chunks": len(samples),
+        "model_errors": status.model_errors if status else None,
+        "minutes": (time.monotonic() - started) / 60,
+        **{field: _median(samples, field) for field in
+           ("decoder_forward_passes", "preprocess_ms", "prefix_ms", "decode_ms", "detokenize_ms", "total_ms")},
+    }  # fmt: skip
+    print(f"{LABELS[kind]}: {result['successes']}/{len(outcomes)} successes, reasons "
+          f"{[o['reason'] for o in outcomes]}, {result['chunks']} chunks, model errors {result['model_errors']}, "
+          f"lock-step timeouts {result['lockstep_timeouts']}")  # fmt: skip
+    return _finish(directory, config, result)
+
+
+def _median(samples: list[PolicyStatus], field: str) -> float:
+    return float(statistics.median(getattr(s, field) for s in samples)) if samples else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------- 6. table
+def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"{'':<49}{'latency ms (median per chunk)':^31}",
+        f"{'tokenizer':<16}{'tok/chunk':>10}{'success':>9}{'steps':>7}{'passes':>7}{'prefix':>8}"
+        f"{'decode':>8}{'detok':>7}{'total':>8}{'train min':>10}",
+    ]
+    for kind, r in results.items():
+        tokens = r["tokenizer"]
+        label = LABELS[kind] + (f" (s={args.fast_scale:g})" if kind == "fast" else "")
+        count = f"{tokens['tokens_mean']:.0f}" if tokens["tokens_mean"] == tokens["tokens_max"] else (
+            f"{tokens['tokens_mean']:.1f}/{tokens['tokens_max']}")  # fmt: skip
+        e = r["eval"]
+        lines.append(
+            f"{label:<16}{count:>10}{e['successes']:>5}/{len(e['outcomes']):<3}{e['mean_steps']:>7.1f}"
+            f"{e['decoder_forward_passes']:>7.0f}{e['prefix_ms']:>8.1f}{e['decode_ms']:>8.1f}{e['detokenize_ms']:>7.1f}"
+            f"{e['total_ms']:>8.1f}{r['policy']['minutes']:>10.1f}"
+        )
+    lines.append(
+        "tok/chunk: FAST mean/max over the dataset's chunks; steps: mean episode length (max-steps = time limit)"
+    )
+    for kind, r in results.items():
+        p, e = r["policy"], r["eval"]
+        lines.append(
+            f"{LABELS[kind]:<9} train loss {p['final_loss']:.3f}, held-out token acc {p['val_token_accuracy']:.3f}, "
+            f"action l1 {p['val_action_l1']:.3f} (normalised); eval: model errors {e['model_errors']}, lock-step "
+            f"timeouts {e['lockstep_timeouts']}, failures {_reasons(e['outcomes'])}"
+        )
+    epochs = args.policy_steps * args.batch_size / max(1, data["frames"])
+    fastervq = results.get("fastervq", {}).get("eval", {}).get("successes")
+    fast = results.get("fast", {}).get("eval", {}).get("successes")
+    best = max(r["eval"]["successes"] / max(1, len(r["eval"]["outcomes"])) for r in results.values())
+    verdict = []
+    if fastervq is not None and fast is not None:
+        outcome = "not measurable" if fastervq == fast == 0 else "met" if fastervq >= fast else "NOT met"
+        verdict.append(f"FASTer >= FAST: {outcome} ({fastervq} vs {fast} successes)")
+    verdict.append(f"> 50% success: {'met' if best > 0.5 else 'NOT met'} (best {best:.0%})")
+    lines.append("targets: " + "; ".join(verdict) + f"; M = {args.eval_episodes} episodes per policy")
+    lines.append(
+        f"limits: data {data['episodes']} demos / {data['frames']} steps; {args.policy_steps} steps x batch "
+        f"{args.batch_size} (~{epochs:.0f} epochs) of a random-init {BACKBONE} "
+        f"({_parameters(results)}) at {args.image_size} px on CPU; M = {args.eval_episodes}: success rates carry a "
+        f"standard error up to {50 / max(1, args.eval_episodes) ** 0.5:.0f} pp"
+    )
+    return "\n".join(lines)
+
+
+def _reasons(outcomes: list[dict[str, Any]]) -> str:
+    reasons = [o["reason"] for o in outcomes if not o["success"]]
+    return ", ".join(f"{reasons.count(r)} {r}" for r in sorted(set(reasons))) or "none"
+
+
+def _parameters(results: dict[str, dict[str, Any]]) -> str:
+    from safetensors import safe_open
+
+    sizes = []
+    for r in results.values():
+        total = 0
+        for file in Path(r["policy"]["path"]).rglob("*.safetensors"):
+            if file.parent.name == "tokenizer":
+                continue
+            with safe_open(str(file), "pt") as handle:
+                total += sum(int(np.prod(handle.get_slice(k).get_shape())) for k in handle.keys())  # noqa: SIM118
+        sizes.append(total / 1e6)
+    return f"{min(sizes):.1f}-{max(sizes):.1f}M parameters" if sizes else "?"
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def run(args: argparse.Namespace) -> int:
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = record(out, args)
+    data = convert(out, recorded)
+    results: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    _stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in KINDS) + f" (FAST scale {args.fast_scale:g})")
+    for kind in KINDS:
+        results[kind]["tokenizer"] = fit_tokenizer(out, kind, data, args)
+    _stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}")
+    for kind in KINDS:
+        results[kind]["policy"] = train(out, kind, results[kind]["tokenizer"], data, args)
+    _stage(f"5/5 evaluate: {args.eval_episodes} lock-step episodes each (seeds from {args.eval_seed + 1})")
+    for kind in KINDS:
+        results[kind]["eval"] = evaluate(out, kind, results[kind]["policy"], args)
+    text = table(results, data, args)
+    minutes = {"record": recorded["minutes"], "convert": data["minutes"]}
+    for stage in ("tokenizer", "policy", "eval"):
+        minutes[stage] = sum(r[stage]["minutes"] for r in results.values())
+    text += "\nstage minutes (when each ran): " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items())
+    print("\n" + text)
+    (out / "table.txt").write_text(text + "\n")
+    (out / "results.json").write_text(json.dumps({"data": data, "recorded": recorded, "results": results}, indent=1))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench_closed_loop"))
+    parser.add_argument("--episodes", type=int, default=24, help="expert episodes to record")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="lock-step episodes per policy")
+    parser.add_argument("--tokenizer-steps", type=int, default=800, help="FASTerVQ fitting steps")
+    parser.add_argument("--policy-steps", type=int, default=600, help="training steps per policy")
+    parser.add_argument("--max-steps", type=int, default=120, help="simulator steps (0.1 s) per episode")
+    parser.add_argument("--fast-scale", type=float, default=10.0, help="FAST DCT rounding scale (one scale)")
+    parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0, help="recording seeds, training and sampling seed")
+    parser.add_argument("--eval-seed", type=int, default=10_000, help="held-out evaluation seeds start after it")
+    parser.add_argument(
+        "--lockstep-timeout",
+        type=float,
+        default=1.0,
+        help="wall seconds sim_robot waits for the policy before stepping with its last command",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
+    args = parser.parse_args()
+    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
+        print("closed_loop: run it after `source env.sh` (DDS discovery must stay on this machine)", file=sys.stderr)
+        return 1
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(150, 199)))
+    print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, torch threads {args.threads}", flush=True)
+    torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run(args)
+    except StageError as error:
+        print(f"\nclosed_loop: FAILED: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nclosed_loop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
