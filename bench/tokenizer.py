@@ -36,24 +36,13 @@ import numpy as np
 import torch
 
 from faster_core.data import EpisodeDataset, action_chunks
+from faster_core.data.sim.metaworld import DEFAULT_TASKS
 from faster_core.embodiment import Embodiment
 from faster_core.tokenizer import BinTokenizer, FASTerVQ, FASTTokenizer
 from faster_core.tokenizer.metrics import SIGMAS, evaluate_tokenizer, token_stats
 
 SCALES = (5, 10, 20, 30, 50, 70, 100, 200)
-# Meta-World's MT10 (the simulator module's default task set): the held-out tasks.
-MT10 = (
-    "reach-v3",
-    "push-v3",
-    "pick-place-v3",
-    "door-open-v3",
-    "drawer-open-v3",
-    "drawer-close-v3",
-    "button-press-topdown-v3",
-    "peg-insert-side-v3",
-    "window-open-v3",
-    "window-close-v3",
-)
+MT10 = DEFAULT_TASKS  # the simulator module's default task set: the held-out tasks
 TARGET_DECODE_MS_BATCH1 = 2.0
 TARGET_DECODE_CHUNKS_PER_S = 1000.0
 TIE = 5e-4  # VRR differences below this (the table's last digit) count as a tie, not as "above"
