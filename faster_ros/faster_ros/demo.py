@@ -32,7 +32,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from faster_core.cli import main as faster
-from faster_core.embodiment import resolve_config
+from faster_core.embodiment import Embodiment, resolve_config
 from faster_msgs.msg import PolicyStatus
 from faster_ros.policy_node import STATE_NAMES
 
@@ -141,8 +141,6 @@ def _overrides(pairs: list) -> list[str]:
 
 
 def _trajectory_topic(config: str) -> str:
-    from faster_core.embodiment import Embodiment
-
     return Embodiment.from_yaml(config).topics.trajectory
 
 

@@ -120,3 +120,18 @@ class Rig:
         self.executor.shutdown()
         self.node.destroy_node()
         self.io.destroy_node()
+
+
+def save_tiny_policy(spec: Embodiment, path) -> None:
+    """A random-init FASTerVLA (tiny PaliGemma, tiny FASTerVQ) for ``spec``, saved as a node loads it."""
+    import torch
+
+    from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
+    from faster_core.tokenizer import FASTerVQ
+    from faster_core.tokenizer.presets import fastervq_config
+
+    torch.manual_seed(0)
+    bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
+    tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
+    config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
+    FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(path)

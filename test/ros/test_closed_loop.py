@@ -21,27 +21,14 @@ from std_msgs.msg import String  # noqa: E402
 from faster_core.embodiment import Embodiment  # noqa: E402
 from faster_msgs.msg import PolicyStatus  # noqa: E402
 
+from policy_harness import save_tiny_policy  # noqa: E402
+
 pytestmark = pytest.mark.ros
 CONFIG = CONFIG_DIR / "so101.yaml"
 
 
-def _tiny_checkpoint(path):
-    import torch
-
-    from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
-    from faster_core.tokenizer import FASTerVQ
-    from faster_core.tokenizer.presets import fastervq_config
-
-    spec = Embodiment.from_yaml(CONFIG)
-    torch.manual_seed(0)
-    bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
-    tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
-    config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
-    FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(path)
-
-
 def test_one_lockstep_episode(ros_env, rclpy_context, tmp_path):
-    _tiny_checkpoint(tmp_path / "policy")
+    save_tiny_policy(Embodiment.from_yaml(CONFIG), tmp_path / "policy")
     common = ["--ros-args", "--params-file", str(CONFIG)]
     nodes = [
         [sys.executable, "-m", "faster_ros.sim_robot", *common, "-p", "clock:=lockstep", "-p", "max_steps:=6",

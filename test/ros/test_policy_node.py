@@ -17,7 +17,7 @@ from faster_core.embodiment import Embodiment  # noqa: E402
 from faster_msgs.msg import PolicyStatus  # noqa: E402
 from faster_ros.policy_node import PolicyNode  # noqa: E402
 
-from policy_harness import RecordingPolicy, Rig  # noqa: E402
+from policy_harness import RecordingPolicy, Rig, save_tiny_policy  # noqa: E402
 
 pytestmark = pytest.mark.ros
 INSTRUCTION = "pick up the cube"
@@ -199,7 +199,7 @@ def test_runtime_change_of_checkpoint_is_refused(make_rig):
 
 def test_a_real_fastervla_checkpoint_drives_the_node(make_rig, tmp_path):
     """policy_path -> FASTerVLA.from_pretrained: a tiny random-init model end to end through real DDS."""
-    _save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml"), tmp_path / "policy")
+    save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml"), tmp_path / "policy")
 
     rig = make_rig("single_arm", f"policy_path:={tmp_path / 'policy'}", "seed:=3", policy=False)
     start_running(rig)
@@ -220,7 +220,7 @@ def test_a_missing_checkpoint_leaves_the_node_up_in_error(make_rig, tmp_path):
 
 
 def test_a_checkpoint_for_another_robot_is_refused(make_rig, tmp_path):
-    _save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "so101.yaml"), tmp_path / "so101_policy")
+    save_tiny_policy(Embodiment.from_yaml(CONFIG_DIR / "so101.yaml"), tmp_path / "so101_policy")
     rig = make_rig("single_arm", f"policy_path:={tmp_path / 'so101_policy'}", policy=False)
     assert rig.node._status.state == PolicyStatus.STATE_ERROR
     assert "does not fit this robot: joint_names" in rig.node._status.last_error
@@ -270,17 +270,3 @@ def test_an_undecodable_compressed_frame_holds(make_rig):
         )
     ), f"last status: {rig.last_status().last_error!r}"
     assert rig.last_status().state == PolicyStatus.STATE_HOLDING
-
-
-def _save_tiny_policy(spec: Embodiment, path) -> None:
-    import torch
-
-    from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
-    from faster_core.tokenizer import FASTerVQ
-    from faster_core.tokenizer.presets import fastervq_config
-
-    torch.manual_seed(0)
-    bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
-    tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
-    config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
-    FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(path)
