@@ -6,6 +6,10 @@ with the previous chunk (``blend_steps``). Every tick re-checks the inputs: anyt
 holds the robot (an empty trajectory, which makes joint_trajectory_controller stop and hold position) and the
 status names the cause. A latched e-stop does the same until ``~/reset_estop`` is called. The node never dies on bad
 input or a model error.
+
+All ROS callbacks are short (a frame or joint state is only checked and cached; conversion happens on the inference
+thread), so one SingleThreadedExecutor serves them all. rclpy's Python MultiThreadedExecutor was measured to starve
+the control timer here: with three 30 Hz cameras its polling used the cores and ticks came late (bench/node.py).
 """
 
 from __future__ import annotations
@@ -18,15 +22,16 @@ import numpy as np
 import rclpy
 import torch
 from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
 from faster_core.control import (
     ActionSchedule,
@@ -115,25 +120,22 @@ class PolicyNode(Node):
         if policy is not None and (mismatch := self._mismatch(policy.embodiment)):
             raise ValueError(f"the given policy does not fit this robot: {mismatch}")
 
-        inputs = MutuallyExclusiveCallbackGroup()
         compressed = self._param("cameras.compressed")
         for camera in spec.cameras:
             msg_type, topic = (CompressedImage, f"{camera.topic}/compressed") if compressed else (Image, camera.topic)
-            self.create_subscription(
-                msg_type, topic, self._image_callback(camera.name), qos_profile_sensor_data, callback_group=inputs
-            )
-        self.create_subscription(
-            JointState, spec.topics.joint_states, self._on_joint_state, qos_profile_sensor_data, callback_group=inputs
-        )
-        self.create_subscription(String, spec.topics.instruction, self._on_instruction, LATCHED, callback_group=inputs)
-        safety = MutuallyExclusiveCallbackGroup()  # never queued behind camera frames
-        self.create_subscription(Bool, "~/estop", self._on_estop, LATCHED, callback_group=safety)
-        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop, callback_group=safety)
+            self.create_subscription(msg_type, topic, self._image_callback(camera.name), qos_profile_sensor_data)
+        self.create_subscription(JointState, spec.topics.joint_states, self._on_joint_state, qos_profile_sensor_data)
+        self.create_subscription(String, spec.topics.instruction, self._on_instruction, LATCHED)
+        self.create_subscription(Bool, "~/estop", self._on_estop, LATCHED)
+        self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
 
         self._trajectory_pub = self.create_publisher(JointTrajectory, spec.topics.trajectory, 10)
         self._chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
         self._status_pub = self.create_publisher(PolicyStatus, "~/status", 10)
-        self.create_timer(spec.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self._preview_pub = (
+            self.create_publisher(MarkerArray, "~/chunk_preview", 1) if self._param("preview.enabled") else None
+        )
+        self.create_timer(spec.dt, self._tick)
 
         self._policy = policy
         if self._policy is None:
@@ -193,6 +195,15 @@ class PolicyNode(Node):
         )
         self.declare_parameter(
             "dry_run", False, _descriptor("compute and publish ActionChunk, but no trajectory", read_only=True)
+        )
+        self.declare_parameter(
+            "preview.enabled",
+            False,
+            _descriptor("publish each chunk as RViz line strips on ~/chunk_preview", read_only=True),
+        )
+        self.declare_parameter("preview.frame_id", "base_link", _descriptor("frame the preview is drawn in"))
+        self.declare_parameter(
+            "preview.seconds_to_m", 1.0, _descriptor("preview x axis: metres per second of plan", floats=(0.01, 10.0))
         )
 
     def _param(self, name: str):
@@ -398,6 +409,8 @@ class PolicyNode(Node):
             status.total_ms = (time.perf_counter() - started) * 1e3  # with snapshot and conversion
             status.decoder_forward_passes = result.forward_passes
         self._chunk_pub.publish(self._chunk_message(observation, targets, result))
+        if self._preview_pub is not None:
+            self._preview_pub.publish(self._preview(targets))
         self._publish_status()
         with self._command_lock:  # a fresh plan reaches the robot now, not up to one period later
             self._command(self._now())
@@ -438,6 +451,27 @@ class PolicyNode(Node):
         )
         message.header.stamp = self.get_clock().now().to_msg()
         return message
+
+    def _preview(self, targets: np.ndarray) -> MarkerArray:
+        """The chunk in joint space, one line strip per joint: x is time (``preview.seconds_to_m``), y the target
+        position in rad, joints stacked 0.1 m apart along z. Joint space needs no URDF or forward kinematics."""
+        spec = self.embodiment
+        stamp = self.get_clock().now().to_msg()
+        seconds_to_m = self._param("preview.seconds_to_m")
+        markers = MarkerArray()
+        for index, name in enumerate(spec.joint_names):
+            marker = Marker(ns=f"{self.get_name()}/chunk", id=index, type=Marker.LINE_STRIP, action=Marker.ADD)
+            marker.header.frame_id = self._param("preview.frame_id")
+            marker.header.stamp = stamp
+            marker.text = name
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = 0.01  # line width, m
+            marker.color.r, marker.color.g, marker.color.b, marker.color.a = 0.1, 0.6, 1.0, 1.0
+            marker.lifetime = Duration(sec=1)  # a stalled policy leaves no stale plan on screen
+            for step, position in enumerate(targets[:, index]):
+                marker.points.append(Point(x=(step + 1) * spec.dt * seconds_to_m, y=float(position), z=0.1 * index))
+            markers.markers.append(marker)
+        return markers
 
     # --------------------------------------------------------------------------------------------------- output
     def _tick(self) -> None:
@@ -540,7 +574,7 @@ class PolicyNode(Node):
 def main(args=None) -> None:
     with rclpy.init(args=args):
         node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             executor.spin()

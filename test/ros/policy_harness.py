@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -70,7 +70,7 @@ class Rig:
         )
         self.io.create_subscription(ActionChunk, "/policy_node/action_chunk", self.chunks.append, 50)
         self.io.create_subscription(PolicyStatus, "/policy_node/status", self.statuses.append, 50)
-        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        self.executor = SingleThreadedExecutor(context=context)  # as policy_node.main
         self.executor.add_node(node)
         self.executor.add_node(self.io)
         self._spinning = True

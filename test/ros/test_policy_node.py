@@ -270,3 +270,22 @@ def test_an_undecodable_compressed_frame_holds(make_rig):
         )
     ), f"last status: {rig.last_status().last_error!r}"
     assert rig.last_status().state == PolicyStatus.STATE_HOLDING
+
+
+def test_chunk_preview_draws_each_joints_plan(make_rig):
+    from visualization_msgs.msg import MarkerArray
+
+    rig = make_rig("single_arm", "preview.enabled:=true", "preview.frame_id:=world")
+    previews: list[MarkerArray] = []
+    rig.io.create_subscription(MarkerArray, "/policy_node/chunk_preview", previews.append, 10)
+    assert rig.wait_for(lambda: len(previews) >= 2 and len(rig.chunks) >= 2)
+    spec, chunk = rig.spec, rig.chunks[-1]
+    markers = previews[-1].markers
+    assert [m.text for m in markers] == list(spec.joint_names)
+    assert all(m.header.frame_id == "world" and len(m.points) == spec.chunk_length for m in markers)
+    times = [p.x for p in markers[0].points]
+    assert times == pytest.approx(spec.dt * np.arange(1, spec.chunk_length + 1))
+    # The last preview and the last chunk may come from different inferences; both follow the recorded ramp.
+    previewed = np.array([[p.y for p in m.points] for m in markers]).T
+    actions = np.asarray(chunk.actions).reshape(spec.chunk_length, spec.dof)
+    assert np.allclose(np.diff(previewed, axis=0), np.diff(actions, axis=0))
