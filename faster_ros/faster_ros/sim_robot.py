@@ -37,6 +37,7 @@ from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED, RELIABLE
 
+NS = 1_000_000_000
 REPUBLISH_S = 0.5  # lockstep: wall seconds between repeats of an unanswered observation
 
 
@@ -77,8 +78,9 @@ class SimRobot(Node):
         ).value
 
         self.sim = So101PickPlace(spec, self.seed, spec.camera_names, image_size)
-        # lockstep: simulated seconds; from 1 s, since ROS reads time 0 as "no /clock yet" (the policy waits for it)
-        self.sim_time = 1.0
+        # lockstep: simulated time in integer nanoseconds (a float sum of 0.1 s steps reaches 4.999999..., whose
+        # stamp would wrap to 4.0 s: a clock jump back). From 1 s, since ROS reads time 0 as "no /clock yet".
+        self.sim_time_ns = NS
         self.lockstep_timeouts = 0
         self._awaiting_since: float | None = None  # wall time the current observation went out (lockstep)
         self._published_at = 0.0  # wall time of its last (re)publication
@@ -105,17 +107,20 @@ class SimRobot(Node):
             self.create_timer(self.sim.dt, self._step)
         self._start_episode()
 
+    def _now_ns(self) -> int:
+        return self.sim_time_ns if self.clock_mode == "lockstep" else self.get_clock().now().nanoseconds
+
     def _now(self) -> float:
-        return self.sim_time if self.clock_mode == "lockstep" else self.get_clock().now().nanoseconds * 1e-9
+        return self._now_ns() / NS
 
     def _stamp(self) -> Time:
-        seconds = self._now()
-        return Time(sec=int(seconds), nanosec=round((seconds - int(seconds)) * 1e9) % 1_000_000_000)
+        sec, nanosec = divmod(self._now_ns(), NS)
+        return Time(sec=sec, nanosec=nanosec)
 
     def _on_chunk(self, message: ActionChunk) -> None:
         sources = dict(zip(message.observation_sources, message.observation_stamps, strict=False))
         stamp = sources.get("joint_states")
-        if stamp is not None and stamp.sec + stamp.nanosec * 1e-9 >= self.sim_time - 1e-9:
+        if stamp is not None and stamp.sec * NS + stamp.nanosec >= self.sim_time_ns:
             self._chunk_answered = True
 
     def _lockstep(self) -> None:
@@ -188,7 +193,7 @@ class SimRobot(Node):
             self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1
         if self.clock_mode == "lockstep":
-            self.sim_time += self.sim.dt  # _lockstep publishes the clock and the observation
+            self.sim_time_ns += round(self.sim.dt * NS)  # _lockstep publishes the clock and the observation
         else:
             self._publish_observation()
         if self.sim.success or self.sim.terminated or self.steps >= self.max_steps:

