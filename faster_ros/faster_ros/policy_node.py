@@ -28,7 +28,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
@@ -456,13 +456,13 @@ class PolicyNode(Node):
         """The chunk in joint space, one line strip per joint: x is time (``preview.seconds_to_m``), y the target
         position in rad, joints stacked 0.1 m apart along z. Joint space needs no URDF or forward kinematics."""
         spec = self.embodiment
-        stamp = self.get_clock().now().to_msg()
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._param("preview.frame_id"))
         seconds_to_m = self._param("preview.seconds_to_m")
         markers = MarkerArray()
         for index, name in enumerate(spec.joint_names):
-            marker = Marker(ns=f"{self.get_name()}/chunk", id=index, type=Marker.LINE_STRIP, action=Marker.ADD)
-            marker.header.frame_id = self._param("preview.frame_id")
-            marker.header.stamp = stamp
+            marker = Marker(
+                header=header, ns=f"{self.get_name()}/chunk", id=index, type=Marker.LINE_STRIP, action=Marker.ADD
+            )
             marker.text = name
             marker.pose.orientation.w = 1.0
             marker.scale.x = 0.01  # line width, m
