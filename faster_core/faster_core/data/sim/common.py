@@ -15,6 +15,15 @@ from faster_core.data.episodes import DatasetWriter
 
 
 @dataclass(frozen=True)
+class Marker:
+    """A visual-only flat disc drawn into every frame: a goal pad the scene's model does not contain."""
+
+    position: np.ndarray  # [3] world coordinates of the disc's centre
+    radius: float  # metres
+    rgba: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
 class Rollout:
     """One scripted episode as run, recorded before we know whether it succeeded."""
 
@@ -145,13 +154,30 @@ class CameraRig:
     def upside_down(self) -> frozenset[str]:
         return frozenset(self._upside_down)
 
-    def capture(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+    def capture(self, data: mujoco.MjData, markers: Sequence[Marker] = ()) -> dict[str, np.ndarray]:
         frames = {}
         for camera in self.cameras:
             self._renderer.update_scene(data, camera=camera)
+            for marker in markers:
+                self._draw(marker)
             image = self._renderer.render()
             frames[camera] = np.ascontiguousarray(image[::-1, ::-1] if camera in self._upside_down else image)
         return frames
+
+    def _draw(self, marker: Marker) -> None:
+        scene = self._renderer.scene
+        if scene.ngeom >= scene.maxgeom:
+            raise RuntimeError(f"the render scene is full ({scene.maxgeom} geoms): cannot draw a marker")
+        half_height = 5e-4
+        mujoco.mjv_initGeom(
+            scene.geoms[scene.ngeom],
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=np.array([marker.radius, marker.radius, half_height]),
+            pos=np.asarray(marker.position, dtype=np.float64),
+            mat=np.eye(3).ravel(),
+            rgba=np.asarray(marker.rgba, dtype=np.float32),
+        )
+        scene.ngeom += 1
 
     def close(self) -> None:
         self._renderer.close()

@@ -6,7 +6,10 @@ those targets, so the dataset is joint-space like a real SO-101 driven by positi
 * state[t]  = joint positions (``data.qpos``) of shoulder_pan .. wrist_roll and the gripper jaw before step t;
 * action[t] = the position-actuator targets (``data.ctrl``) commanded during step t, same order, radians.
 
-Block and goal positions are randomised per episode; 10 Hz (the environment's control_dt).
+Block and goal positions are randomised per episode; 10 Hz (the environment's control_dt). The environment's
+scene has no goal geometry (success is judged against a hidden random point), so a camera policy could only guess
+where to place the block; the cameras therefore show a green pad of the success radius at the goal, as a real
+pick-and-place cell marks its drop zone. The pad is drawn at render time and takes no part in the physics.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from pathlib import Path
 import mujoco
 import numpy as np
 from lerobot_env_so101 import GymRenderingSpec, SO101PickPlaceGymEnv
+from lerobot_env_so101.pick_place_env import PLACE_SUCCESS_DISTANCE
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 from lerobot_env_so101.scripted import PickPlaceController
 
 from faster_core.data.episodes import DatasetWriter
-from faster_core.data.sim.common import CameraRig, GenerationReport, Rollout, collect
+from faster_core.data.sim.common import CameraRig, GenerationReport, Marker, Rollout, collect
 from faster_core.embodiment import Embodiment
 
 EMBODIMENT = "so101"  # faster_bringup/config/so101.yaml
 TASK_NAME = "pick-place"
 INSTRUCTION = "pick up the cube and place it on the goal"
 MAX_STEPS = 300  # the registered environment's episode limit
+GOAL_RGBA = (0.1, 0.75, 0.2, 1.0)  # the goal pad's colour: far from the block's purple and the floor's blues
 
 
 class So101PickPlace:
@@ -78,8 +83,13 @@ class So101PickPlace:
     def commanded_targets(self) -> np.ndarray:
         return self._env.data.ctrl[self._actuator_ids].copy()
 
+    def goal_pad(self) -> Marker:
+        """The drop zone: a disc on the floor at the goal, as wide as the environment's success distance."""
+        x, y, _ = self._env.goal_pos
+        return Marker(position=np.array([x, y, 1e-3]), radius=PLACE_SUCCESS_DISTANCE, rgba=GOAL_RGBA)
+
     def frames(self) -> dict[str, np.ndarray]:
-        return self._rig.capture(self._env.data) if self._rig else {}
+        return self._rig.capture(self._env.data, markers=[self.goal_pad()]) if self._rig else {}
 
     def command(self, targets: np.ndarray) -> None:
         """Hold joint ``targets`` (clipped to the servos' range) for one control step."""
