@@ -40,6 +40,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from faster_core.data.episodes import EpisodeDataset
+    from faster_core.policy.augmentation import ImageAugmentation
     from faster_core.policy.episodes import EpisodeSamples
     from faster_core.policy.modeling import FASTerVLA
     from faster_core.policy.training import train_policy
@@ -76,6 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup,
         freeze_backbone=args.freeze_backbone,
         freeze_vision=args.freeze_vision,
+        augmentation=ImageAugmentation() if args.augment_images else None,
         bf16=args.bf16,
         validate_every=args.validate_every,
         seed=args.seed,
@@ -155,6 +157,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--freeze-backbone", action="store_true", help="stage 1: train only the action expert")
     train.add_argument("--freeze-vision", action="store_true", help="stage 2: keep the vision tower frozen")
     train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast")
+    train.add_argument(
+        "--augment-images", action="store_true", help="random crop, rotation and colour jitter (openpi's recipe)"
+    )
     train.add_argument("--validation-fraction", type=float, default=0.1, help="episodes held out")
     train.add_argument("--validation-samples", type=int, default=64, help="held-out steps evaluated")
     train.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")

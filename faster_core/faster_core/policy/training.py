@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from faster_core.distributed import training_ranks
+from faster_core.policy.augmentation import ImageAugmentation
 from faster_core.policy.bar import IGNORE
 from faster_core.policy.modeling import ActionDecodeError, FASTerVLA, Generation
 from faster_core.policy.processing import Sample
@@ -61,6 +62,7 @@ def train_policy(
     grad_clip: float = 1.0,
     freeze_backbone: bool = False,  # stage 1: only the action expert learns
     freeze_vision: bool = False,  # stage 2: partial freezing of the vision tower
+    augmentation: ImageAugmentation | None = None,  # random crop / rotation / colour per training image
     bf16: bool | None = None,  # autocast to bfloat16; default: on CUDA with bf16 support, off on CPU
     validate_every: int = 0,  # 0: validate once, at the end
     seed: int = 0,
@@ -95,12 +97,22 @@ def train_policy(
             optimizer, lambda step: cosine_with_warmup(step, warmup=warmup, total=steps)
         )
         torch.manual_seed(seed + rank)  # spacing augmentation differs per rank, as the data does
+        augmenter = torch.Generator().manual_seed(seed + rank)
         batches = _batches(samples, batch_size // world, rank=rank, world=world, seed=seed)
         result = TrainResult()
         bar = tqdm(range(steps), disable=not progress or rank != 0, desc="train FASTerVLA", dynamic_ncols=True)
         for step in bar:
             policy.train()
             batch = policy.processor(next(batches), with_actions=True).to(device)
+            if augmentation is not None:
+                processor = policy.processor
+                batch.pixels = augmentation(
+                    batch.pixels,
+                    mean=processor.mean,
+                    std=processor.std,
+                    camera_names=policy.embodiment.camera_names,
+                    generator=augmenter,
+                )
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                 output = trainer(batch)
             optimizer.zero_grad(set_to_none=True)

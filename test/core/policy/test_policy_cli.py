@@ -55,7 +55,8 @@ def test_train_on_a_dataset_then_predict_with_the_saved_policy(tmp_path, capsys)
     tiny_tokenizer().save_pretrained(tmp_path / "tokenizer")
     train = ["vla", "train", "--data", str(tmp_path / "data"), "--tokenizer", str(tmp_path / "tokenizer")]
     train += ["--embodiment", SINGLE_ARM, "--out", str(tmp_path / "policy"), "--image-size", "32"]
-    assert _run([*train, "--steps", "2", "--batch-size", "2", "--validation-fraction", "0.34", "--quiet"]) == 0
+    options = ["--steps", "2", "--batch-size", "2", "--validation-fraction", "0.34", "--augment-images", "--quiet"]
+    assert _run([*train, *options]) == 0
     assert "trained 2 steps on 10 samples" in capsys.readouterr().out
     policy = FASTerVLA.from_pretrained(tmp_path / "policy")
     assert (tmp_path / "policy" / "training_log.json").is_file() and policy.backbone.image_size == 32
