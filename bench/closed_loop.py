@@ -9,8 +9,8 @@ and options are unchanged):
    episode, checked to start with that episode's first observation (else recorded again);
 2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic);
 3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset;
-4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate and seed;
-   only the tokenizer differs;
+4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
+   augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
 5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true`` on held-out seeds
    (``--eval-seed`` + 1 ..; recorded episodes use ``--seed`` + odd offsets);
 6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
@@ -387,31 +387,74 @@ def _token_counts(tokenizer_dir: Path, data: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ 4. policies
-def train(out: Path, kind: str, tokenizer: dict[str, Any], data: dict[str, Any], args: argparse.Namespace):
-    config = {"tokenizer": _upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
-              "warmup": args.warmup, "batch_size": args.batch_size, "image_size": args.image_size,
-              "seed": args.seed}  # fmt: skip
-    directory = out / "policies" / kind
-    if (cached := _cached(directory, config)) is not None:
-        print(f"{LABELS[kind]} policy: cached in {directory}")
-        return {"config": config, "path": str(directory), **cached}
-    print(f"-- {LABELS[kind]} policy ({args.policy_steps} steps)", flush=True)
-    started = time.monotonic()
-    _faster(["vla", "train", "--data", data["path"], "--tokenizer", tokenizer["path"], "--out", str(directory),
-             "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
-             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-             "--image-size", str(args.image_size), "--seed", str(args.seed), "--validation-samples", "32"])  # fmt: skip
+def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, Any], args: argparse.Namespace):
+    """One policy per tokenizer, ``--jobs`` trainings at a time (each a ``faster vla train`` process)."""
+    plans, results = {}, {}
+    for kind, tokenizer in tokenizers.items():
+        config = {"tokenizer": _upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
+                  "warmup": args.warmup, "batch_size": args.batch_size, "image_size": args.image_size,
+                  "augment_images": args.augment_images, "seed": args.seed}  # fmt: skip
+        directory = out / "policies" / kind
+        if (cached := _cached(directory, config)) is not None:
+            print(f"{LABELS[kind]} policy: cached in {directory}")
+            results[kind] = {"config": config, "path": str(directory), **cached}
+            continue
+        argv = ["vla", "train", "--data", data["path"], "--tokenizer", tokenizer["path"], "--out", str(directory),
+                "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
+                "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+                "--image-size", str(args.image_size), "--seed", str(args.seed), "--validation-samples", "32",
+                "--quiet"]  # fmt: skip
+        plans[kind] = (config, directory, [*argv, "--augment-images"] if args.augment_images else argv)
+    log_dir = out / "logs" / "train"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
+    waiting = list(plans)
+    bar = tqdm(total=len(plans), desc="training policies", unit="policy")
+    try:
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                kind = waiting.pop(0)
+                log = (log_dir / f"{kind}.log").open("w")
+                print(f"$ faster {' '.join(plans[kind][2])}  (log: {log.name})", flush=True)
+                command = [sys.executable, "-m", "faster_core.cli", *plans[kind][2]]
+                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[kind] = (process, time.monotonic(), log)
+            time.sleep(1.0)
+            for kind, (process, started, log) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log.close()
+                del running[kind]
+                if process.returncode != 0:
+                    tail = "\n".join((log_dir / f"{kind}.log").read_text(errors="replace").splitlines()[-15:])
+                    status = process.returncode
+                    raise StageError(f"training the {LABELS[kind]} policy failed (status {status}):\n{tail}")
+                config, directory, _ = plans[kind]
+                results[kind] = {"config": config, "path": str(directory),
+                                 **_finish(directory, config, _training_result(directory, started))}  # fmt: skip
+                bar.update()
+                bar.write(f"{LABELS[kind]} policy trained in {results[kind]['minutes']:.1f} min")
+    finally:
+        for process, _, log in running.values():
+            process.kill()
+            process.wait()
+            log.close()
+        bar.close()
+    return results
+
+
+def _training_result(directory: Path, started: float) -> dict[str, Any]:
     log = json.loads((directory / "training_log.json").read_text())
     validation = log["validation"][-1] if log.get("validation") else {}
     losses = log.get("losses", [])
-    result = {
+    return {
         "minutes": (time.monotonic() - started) / 60,
         "final_loss": float(np.mean(losses[-20:])) if losses else float("nan"),
         "val_loss": validation.get("loss"),
         "val_token_accuracy": validation.get("token_accuracy"),
         "val_action_l1": validation.get("action_l1"),
     }
-    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
 
 
 def _faster(argv: list[str]) -> None:
@@ -461,7 +504,8 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
         nodes.start("policy_node", "policy_node", brain)
         monitor = EvalMonitor(ros.node, _trajectory_topic(str(resolve_config(EMBODIMENT))))
         reset = ros.client(Trigger, "/sim_robot/reset")
-        ros.spin_until(lambda: bool(monitor.samples), 180, "the policy node's first action chunk")
+        # Loaded and inferring (a FAST policy may fail to decode its first chunks: that is a result, not a hang).
+        ros.spin_until(lambda: _inferred(monitor.status), 180, "the policy node's first inference")
         # The first episode ran while the policy loaded (stepped by lock-step timeouts): start a fresh one.
         first = len(monitor.outcomes)
         ros.call(reset, Trigger.Request())
@@ -501,6 +545,10 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
     return _finish(directory, config, result)
 
 
+def _inferred(status: PolicyStatus | None) -> bool:
+    return status is not None and status.chunks_computed + status.model_errors > 0
+
+
 def _median(samples: list[PolicyStatus], field: str) -> float:
     return float(statistics.median(getattr(s, field) for s in samples)) if samples else float("nan")
 
@@ -524,7 +572,8 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
             f"{e['total_ms']:>8.1f}{r['policy']['minutes']:>10.1f}"
         )
     lines.append(
-        "tok/chunk: FAST mean/max over the dataset's chunks; steps: mean episode length (max-steps = time limit)"
+        "tok/chunk: FAST mean/max over the dataset's chunks; steps: mean episode length (max-steps = time limit); "
+        f"train min: wall time, {args.jobs} trainings at once"
     )
     for kind, r in results.items():
         p, e = r["policy"], r["eval"]
@@ -582,9 +631,11 @@ def run(args: argparse.Namespace) -> int:
     _stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in KINDS) + f" (FAST scale {args.fast_scale:g})")
     for kind in KINDS:
         results[kind]["tokenizer"] = fit_tokenizer(out, kind, data, args)
-    _stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}")
+    _stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}, "
+           f"{args.jobs} at a time")  # fmt: skip
+    policies = train_all(out, {kind: results[kind]["tokenizer"] for kind in KINDS}, data, args)
     for kind in KINDS:
-        results[kind]["policy"] = train(out, kind, results[kind]["tokenizer"], data, args)
+        results[kind]["policy"] = policies[kind]
     _stage(f"5/5 evaluate: {args.eval_episodes} lock-step episodes each (seeds from {args.eval_seed + 1})")
     for kind in KINDS:
         results[kind]["eval"] = evaluate(out, kind, results[kind]["policy"], args)
@@ -621,6 +672,13 @@ def main() -> int:
         help="wall seconds sim_robot waits for the policy before stepping with its last command",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
+    parser.add_argument("--jobs", type=int, default=2, help="policies trained at once (one process each)")
+    parser.add_argument(
+        "--augment-images",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train with random crop, rotation and colour jitter (vla train --augment-images)",
+    )
     args = parser.parse_args()
     if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
         print("closed_loop: run it after `source env.sh` (DDS discovery must stay on this machine)", file=sys.stderr)

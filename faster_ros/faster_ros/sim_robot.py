@@ -10,7 +10,9 @@ Clocks. ``clock:=realtime`` steps on a wall-clock timer. ``clock:=lockstep`` own
 with ``use_sim_time:=true``): after publishing the observation at simulated time t it waits until the policy has
 answered that observation (an ActionChunk stamped with it, then a trajectory), and only then steps to t + dt. An
 evaluation then measures the policy, not this machine's speed; a policy that does not answer within
-``lockstep_timeout_s`` (wall) is stepped past, holding its last command, and counted.
+``lockstep_timeout_s`` (wall) is stepped past, holding its last command, and counted. Until the policy has answered
+once (a model still loading) the wait is ``lockstep_startup_s``: a policy that never answers (one whose every chunk
+fails to decode) still gets its episodes stepped through and scored.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class SimRobot(Node):
         self.lockstep_timeout = self.declare_parameter(
             "lockstep_timeout_s", 10.0, ParameterDescriptor(description="wall seconds to wait for the policy")
         ).value
+        self.lockstep_startup = self.declare_parameter(
+            "lockstep_startup_s",
+            120.0,
+            ParameterDescriptor(description="wall seconds to wait for a policy that has not answered yet (loading)"),
+        ).value
         chunk_topic = self.declare_parameter(
             "chunk_topic", "/policy_node/action_chunk", ParameterDescriptor(description="lockstep: the policy's chunks")
         ).value
@@ -84,7 +91,7 @@ class SimRobot(Node):
         self.lockstep_timeouts = 0
         self._awaiting_since: float | None = None  # wall time the current observation went out (lockstep)
         self._published_at = 0.0  # wall time of its last (re)publication
-        self._policy_seen = False  # the policy has answered at least once
+        self._started = False  # the policy has answered at least once, or the startup wait ran out
         self._chunk_answered = self._trajectory_answered = False
         self.episode, self.steps, self.commands = 0, 0, 0  # commands: trajectories followed this episode
         self.follower = TrajectoryFollower(self.sim.joint_positions())
@@ -127,19 +134,20 @@ class SimRobot(Node):
         """Step once the policy answered the current observation (or gave up waiting); then publish the next.
 
         The observation is published again every ``REPUBLISH_S`` while waiting (a policy that joined late missed it),
-        and the timeout only runs once the policy has answered at all (loading a model is not a late answer).
+        and until the policy has answered at all the wait is the startup one (loading a model is not a late answer).
         """
         now = time.monotonic()
         if self._awaiting_since is not None and not (self._chunk_answered and self._trajectory_answered):
             waited = now - self._awaiting_since
-            if not self._policy_seen or waited < self.lockstep_timeout:
+            if waited < (self.lockstep_timeout if self._started else self.lockstep_startup):
                 if now - self._published_at >= REPUBLISH_S:
                     self._publish_lockstep_observation()
                 return
             self.lockstep_timeouts += 1
+            self._started = True
             self.get_logger().warning("the policy did not answer in time; stepping with its last command")
         if self._awaiting_since is not None:
-            self._policy_seen |= self._chunk_answered
+            self._started |= self._chunk_answered
             self._step()
         self._publish_lockstep_observation()
         self._awaiting_since = now

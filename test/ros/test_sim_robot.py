@@ -133,3 +133,16 @@ def test_lockstep_clock_only_moves_forward_by_whole_steps(make_rig):
     assert np.all(np.diff(clocks) >= 0), "the clock went back"
     assert np.all(steps == round(SPEC.dt * 10**9)), f"steps of {set(steps.tolist())} ns"
     assert rig.robot.lockstep_timeouts == 0 and len(rig.outcomes) >= 2
+
+
+def test_lockstep_waits_for_a_loading_policy_then_steps_one_that_never_answers(make_rig):
+    rig = make_rig("mode:=policy", "clock:=lockstep", "max_steps:=5", "lockstep_timeout_s:=0.1",
+                   "lockstep_startup_s:=1.5")  # fmt: skip
+    clocks: list[int] = []
+    rig.io.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
+    started = time.monotonic()
+    assert rig.spin_until(lambda: rig.outcomes, timeout=20.0), "a policy that never answers blocked the simulator"
+    assert time.monotonic() - started >= 1.0  # the startup wait, not the per-step timeout, came first
+    outcome = rig.outcomes[0]
+    assert (outcome["success"], outcome["steps"], outcome["reason"]) == (False, 5, "time limit")
+    assert outcome["lockstep_timeouts"] == 5 and len(set(clocks)) >= 5
