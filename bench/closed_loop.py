@@ -558,7 +558,7 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
     lines = [
         f"{'':<49}{'latency ms (median per chunk)':^31}",
         f"{'tokenizer':<16}{'tok/chunk':>10}{'success':>9}{'steps':>7}{'passes':>7}{'prefix':>8}"
-        f"{'decode':>8}{'detok':>7}{'total':>8}{'train min':>10}",
+        f"{'decode':>8}{'detok':>7}{'total':>8}{'train min':>10}{'lifted':>8}{'closest cm':>11}",
     ]
     for kind, r in results.items():
         tokens = r["tokenizer"]
@@ -570,10 +570,13 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
             f"{label:<16}{count:>10}{e['successes']:>5}/{len(e['outcomes']):<3}{e['mean_steps']:>7.1f}"
             f"{e['decoder_forward_passes']:>7.0f}{e['prefix_ms']:>8.1f}{e['decode_ms']:>8.1f}{e['detokenize_ms']:>7.1f}"
             f"{e['total_ms']:>8.1f}{r['policy']['minutes']:>10.1f}"
+            f"{sum(o['lifted'] for o in e['outcomes']):>5}/{len(e['outcomes']):<2}"
+            f"{statistics.median(o['closest_approach_m'] for o in e['outcomes']) * 100:>11.1f}"
         )
     lines.append(
         "tok/chunk: FAST mean/max over the dataset's chunks; steps: mean episode length (max-steps = time limit); "
-        f"train min: wall time, {args.jobs} trainings at once"
+        f"train min: wall time, {args.jobs} trainings at once; lifted: episodes in which the cube was carried; "
+        "closest cm: median over episodes of the closest gripper-to-cube distance"
     )
     for kind, r in results.items():
         p, e = r["policy"], r["eval"]

@@ -166,7 +166,11 @@ def _summary(monitor: Monitor, episodes: int) -> None:
     print("\n== summary")
     for outcome in monitor.outcomes:
         verdict = "SUCCESS" if outcome["success"] else f"failure ({outcome['reason']})"
-        print(f"episode {outcome['episode']}: {verdict} after {outcome['steps']} steps")
+        progress = (
+            f"closest gripper-cube {outcome['closest_approach_m'] * 100:.1f} cm, cube "
+            f"{'lifted' if outcome['lifted'] else 'not lifted'}, {outcome['block_to_goal_m'] * 100:.1f} cm from goal"
+        )
+        print(f"episode {outcome['episode']}: {verdict} after {outcome['steps']} steps ({progress})")
     successes = sum(o["success"] for o in monitor.outcomes)
     print(f"episodes {len(monitor.outcomes)}/{episodes}, successes {successes}")
     if monitor.status is not None:

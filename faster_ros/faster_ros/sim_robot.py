@@ -216,6 +216,7 @@ class SimRobot(Node):
             "reason": reason,
             "commands": self.commands,
             "lockstep_timeouts": self.lockstep_timeouts,
+            **self.sim.progress(),
         }
         self._outcome.publish(String(data=json.dumps(outcome)))
         self.get_logger().info(f"episode {self.episode}: {'success' if success else 'failure'} ({reason})")

@@ -78,6 +78,9 @@ def test_expert_mode_succeeds_and_publishes_its_commands(make_rig):
     rig = make_rig("mode:=expert", "seed:=3")
     assert rig.spin_until(lambda: rig.outcomes, timeout=60.0), "no episode outcome"
     assert rig.outcomes[0]["success"] and rig.outcomes[0]["reason"] == "success"
+    # how far the episode got: the expert grasped (jaws within 2 cm of the cube), lifted and placed it
+    assert rig.outcomes[0]["lifted"] and rig.outcomes[0]["closest_approach_m"] < 0.02
+    assert rig.outcomes[0]["block_to_goal_m"] < 0.03
     assert len(rig.commands) >= 20 and list(rig.commands[0].joint_names) == list(SPEC.joint_names)
     assert rig.images and rig.images[-1].height == 32 and rig.images[-1].encoding == "rgb8"
 
@@ -100,6 +103,7 @@ def test_policy_mode_follows_trajectories_and_times_out(make_rig):
     outcome = rig.outcomes[0]
     assert (outcome["success"], outcome["steps"], outcome["reason"]) == (False, 30, "time limit")
     assert outcome["commands"] == 1  # the refused trajectory is not followed
+    assert not outcome["lifted"] and outcome["closest_approach_m"] > 0.03
 
 
 def test_lockstep_clock_only_moves_forward_by_whole_steps(make_rig):

@@ -187,7 +187,10 @@ def test_so101_joint_target_replay_reproduces_the_expert():
         states.append(sim.joint_positions())
         targets.append(sim.expert_step())
     assert sim.success
+    progress = sim.progress()
+    assert progress["lifted"] and progress["closest_approach_m"] < 0.02 and progress["block_to_goal_m"] < 0.03
     sim.reset(seed=7)
+    assert not sim.progress()["lifted"] and sim.progress()["closest_approach_m"] > 0.03
     replayed = []
     for target in targets:  # what a robot behind joint_trajectory_controller receives
         replayed.append(sim.joint_positions())

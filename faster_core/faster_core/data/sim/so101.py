@@ -76,6 +76,20 @@ class So101PickPlace:
         self._observation, _ = self._env.reset(seed=seed)
         self._controller.reset()
         self.success = self.terminated = False
+        self.closest_approach = self._gripper_to_block()
+
+    def progress(self) -> dict[str, float | bool]:
+        """How far a failed episode got: closest gripper-to-block distance so far, whether the block was lifted
+        (the environment's own carried test) and where it is relative to the goal, in metres."""
+        block = self._env.data.sensor("block_pos").data
+        return {
+            "closest_approach_m": round(self.closest_approach, 4),
+            "lifted": bool(self._env._was_carried),
+            "block_to_goal_m": round(float(np.linalg.norm(block[:2] - self._env.goal_pos[:2])), 4),
+        }
+
+    def _gripper_to_block(self) -> float:
+        return float(np.linalg.norm(self._env.ik_point_pos - self._env.data.sensor("block_pos").data))
 
     def joint_positions(self) -> np.ndarray:
         return self._env.data.qpos[self._joint_addresses].copy()
@@ -106,6 +120,7 @@ class So101PickPlace:
         self._observation, _, terminated, _, info = self._env.step(action)
         self.success = bool(info["succeed"])
         self.terminated = bool(terminated)
+        self.closest_approach = min(self.closest_approach, self._gripper_to_block())
 
     def _apply(self, action) -> None:
         if action is not None:
