@@ -195,15 +195,15 @@ def _ros_session(name: str, nodes: Nodes):
 
 # ------------------------------------------------------------------------------------------------ 1. recording
 def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, INSTRUCTION, So101PickPlace
+
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
-              "seed": args.seed}  # fmt: skip
+              "seed": args.seed, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET]}  # fmt: skip
     directory = out / "record"
     if (cached := _cached(directory, config)) is not None:
         _stage(f"1/5 record: cached, {len(cached['episodes'])} bags in {directory / 'bags'}")
         return {"config": config, **cached}
     _stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder")
-    from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
-
     bags = directory / "bags"
     started = time.monotonic()
     episodes: list[dict[str, Any]] = []

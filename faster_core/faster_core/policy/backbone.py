@@ -7,7 +7,8 @@ where its vision tower lives, how pixels reach it and how it numbers positions; 
 
 A backbone comes from a local checkpoint directory (``local_files_only``: nothing ever downloads) or from a preset
 config with random init. Presets use a byte-level text tokenizer built in code, so tests and CPU training need no
-files at all. Checkpoints must carry ``tokenizer.json`` (any Hugging Face fast tokenizer does).
+files at all; it reads each integer 0..255 (a state bin of the prompt) as one token. Checkpoints must carry
+``tokenizer.json`` (any Hugging Face fast tokenizer does).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ TEXT_TOKENIZER_FILE = "tokenizer.json"
 TEXT_TOKENIZER_CONFIG = "tokenizer_config.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 BYTE_SPECIALS = ("<pad>", "<bos>", "<eos>", "<image>")
+NUMBER_TOKENS = 256  # whole-number tokens of the preset tokenizer: the default state_bins
 
 
 class TextTokenizer:
@@ -79,12 +81,19 @@ class TextTokenizer:
 
 
 def byte_level_tokenizer() -> TextTokenizer:
-    """One token per byte plus a few specials: total over any text and built without files (vocabulary 260)."""
+    """One token per byte, plus one per integer 0..255, plus a few specials: total over any text and built without
+    files (vocabulary 506).
+
+    The integers are the prompt's state bins. A pretrained language model reads digits (Gemma's tokenizer splits
+    numbers into them); a randomly initialised one would first have to learn to compose up to three digit tokens
+    into one value before it could use the robot's state, so here a joint's position is one learned embedding.
+    """
     vocab = {token: i for i, token in enumerate([*BYTE_SPECIALS, *sorted(pre_tokenizers.ByteLevel.alphabet())])}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.add_special_tokens(list(BYTE_SPECIALS))
+    tokenizer.add_tokens([str(number) for number in range(NUMBER_TOKENS)])  # matched longest first: "123" is one
     return TextTokenizer(tokenizer, bos_token="<bos>", pad_token="<pad>")
 
 

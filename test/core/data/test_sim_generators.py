@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -93,6 +95,30 @@ def test_so101_frames_show_the_goal_pad_at_the_hidden_goal():
         # the front camera faces the robot (looking along -x): a goal further to +y appears further right
         (col0, y0), (col1, y1) = pads[0], pads[1]
         assert abs(y0 - y1) > 0.02 and np.sign(col1 - col0) == np.sign(y1 - y0)
+    finally:
+        sim.close()
+
+
+def test_so101_front_camera_resolves_the_block_anywhere_it_can_be():
+    """The block, at every corner of the area blocks and goals are sampled from and lifted above it, is in view
+    and covers at least 18 pixels of the 64 px frame the bench trains on (the scene's own camera: 12 to 42)."""
+    pytest.importorskip("lerobot_env_so101")
+    from lerobot_env_so101.pick_place_env import _SAMPLING_BOUNDS
+
+    from faster_core.data.sim.so101 import So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    sim = So101PickPlace(spec, seed=0, cameras=["front"], image_size=64)
+    try:
+        model, data = sim._env.model, sim._env.data
+        address = model.joint("block").qposadr[0]
+        (x0, y0), (x1, y1) = _SAMPLING_BOUNDS
+        for x, y, z in itertools.product((x0, x1), (y0, y1), (0.02, 0.15)):
+            data.qpos[address : address + 3] = (x, y, z)
+            mujoco.mj_forward(model, data)
+            image = sim.frames()["front"].astype(int)
+            purple = (image[..., 0] > image[..., 1] + 40) & (image[..., 2] > image[..., 1] + 40)
+            assert purple.sum() >= 18, f"block at ({x}, {y}, {z}) covers {purple.sum()} pixels"
     finally:
         sim.close()
 
