@@ -27,6 +27,7 @@ def _sim(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             image_format=args.image_format,
             max_attempts=args.max_attempts,
+            expert_noise=args.expert_noise,
             progress=not args.quiet,
         )
     except AlohaUnavailableError as error:
@@ -89,6 +90,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpeg", help="frame compression")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--max-attempts", type=int, help="give up a task after this many tries (default 3N+5)")
+    sim.add_argument(
+        "--expert-noise",
+        type=float,
+        default=0.0,
+        help="so101: std (m) of noise on the expert's moves, so episodes show recoveries (e.g. 0.004)",
+    )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", type=Path, required=True, help="new dataset directory")
     sim.set_defaults(func=_sim)

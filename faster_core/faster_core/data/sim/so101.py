@@ -116,10 +116,19 @@ class So101PickPlace:
         self._targets = np.clip(np.asarray(targets, dtype=np.float64), self._ctrl_range[:, 0], self._ctrl_range[:, 1])
         self._step(None)
 
-    def expert_step(self) -> np.ndarray:
-        """One step of the scripted controller; returns the joint targets it commanded."""
+    def expert_step(self, position_noise: np.ndarray | None = None) -> np.ndarray:
+        """One step of the scripted controller; returns the joint targets it commanded.
+
+        ``position_noise`` (metres, [3]) is added to the controller's end-effector move whenever it moves (not while
+        it holds still to grasp or release): the arm then strays from the ideal path and the controller, which
+        steers from where the gripper is, brings it back, so the recording shows recoveries as well.
+        """
         block_position = self._observation["environment_state"][:3]
-        self._step(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
+        action = np.asarray(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
+        if position_noise is not None and np.any(action[:3] != 0):
+            action = action.copy()
+            action[:3] += np.asarray(position_noise) / DEFAULT_ACTION_SCALE
+        self._step(action)
         return self.commanded_targets()
 
     def _step(self, action) -> None:
@@ -163,8 +172,13 @@ class So101PickPlaceTask:
     name = TASK_NAME
     instruction = INSTRUCTION
 
-    def __init__(self, embodiment: Embodiment, seed: int, cameras: Sequence[str], image_size: int):
+    def __init__(
+        self, embodiment: Embodiment, seed: int, cameras: Sequence[str], image_size: int, expert_noise: float = 0.0
+    ):
+        if expert_noise < 0:
+            raise ValueError(f"expert_noise must be >= 0 metres, got {expert_noise}")
         self._sim = So101PickPlace(embodiment, seed, cameras, image_size)
+        self.expert_noise = expert_noise
 
     def rollout(self, rng: np.random.Generator) -> Rollout:
         sim = self._sim
@@ -175,7 +189,8 @@ class So101PickPlaceTask:
             states.append(sim.joint_positions())
             for camera, image in sim.frames().items():
                 frames[camera].append(image)
-            actions.append(sim.expert_step())
+            noise = rng.normal(0.0, self.expert_noise, 3) if self.expert_noise else None
+            actions.append(sim.expert_step(noise))
             if sim.terminated:
                 break
         return Rollout(np.asarray(states), np.asarray(actions), frames, sim.success)
@@ -193,9 +208,13 @@ def generate(
     image_size: int = 128,
     image_format: str = "jpeg",
     max_attempts: int | None = None,
+    expert_noise: float = 0.0,
     progress: bool = True,
 ) -> GenerationReport:
-    """``episodes`` successful pick-and-place demonstrations; ``max_attempts`` defaults to 3 x episodes + 5."""
+    """``episodes`` successful pick-and-place demonstrations; ``max_attempts`` defaults to 3 x episodes + 5.
+
+    ``expert_noise`` > 0 (metres, standard deviation per step) perturbs the expert's moves: see ``expert_step``.
+    """
     embodiment = Embodiment.load(EMBODIMENT)
     with DatasetWriter(
         out_dir,
@@ -205,7 +224,7 @@ def generate(
         cameras=cameras,
         image_format=image_format,
     ) as writer:
-        task = So101PickPlaceTask(embodiment, seed, cameras, image_size)
+        task = So101PickPlaceTask(embodiment, seed, cameras, image_size, expert_noise)
         try:
             rng = np.random.default_rng(seed)
             attempts = max_attempts or 3 * episodes + 5
