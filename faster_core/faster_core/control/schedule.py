@@ -1,10 +1,14 @@
 """Actions of the latest chunk on the robot's time axis.
 
-Action i of a chunk computed from an observation taken at ``t_obs`` is meant for ``t_obs + i * dt``. By the time the
-chunk is ready, inference latency has already consumed the actions before ``t_ready``: they are skipped, not
-replayed late. The remaining actions replace the previous chunk's future, cross-faded over ``blend_steps`` actions
-(weights ramp linearly from old to new) so that a new chunk never makes the command jump; ``blend_steps=0`` switches
-at once. The previous chunk's values at the new chunk's times are linearly interpolated.
+Action i of a chunk computed from an observation taken at ``t_obs`` is the position target of control step i, so
+the arm is meant to be there at the step's end, ``t_obs + (i + 1) * dt``. That is what demonstrations record: a
+servo's target (or a JointTrajectory's first point, due one step later) matches the joint positions of the next
+step, not the current one; placing action i at ``t_obs + i * dt`` would run the policy one step ahead of its data.
+By the time the chunk is ready, inference latency may have consumed the first actions (those due at or before
+``t_ready``): they are skipped, not replayed late. The remaining actions replace the previous chunk's future,
+cross-faded over ``blend_steps`` actions (weights ramp linearly from old to new) so that a new chunk never makes the
+command jump; ``blend_steps=0`` switches at once. The previous chunk's values at the new chunk's times are linearly
+interpolated.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ class ActionSchedule:
             raise ValueError("chunk holds NaN or infinite actions")
         if self._actions is not None and actions.shape[1] != self._actions.shape[1]:
             raise ValueError(f"chunk dim {actions.shape[1]} differs from the running chunk's {self._actions.shape[1]}")
-        skipped = min(max(0, math.ceil((ready_at - observed_at) / self.dt - 1e-9)), actions.shape[0])
-        times = observed_at + self.dt * np.arange(skipped, actions.shape[0])
+        skipped = min(max(0, math.floor((ready_at - observed_at) / self.dt + 1e-9)), actions.shape[0])
+        times = observed_at + self.dt * np.arange(skipped + 1, actions.shape[0] + 1)
         fresh = actions[skipped:]
         previous = self._values_at(times)
         if previous is not None and self.blend_steps:

@@ -8,13 +8,23 @@ def ramp(horizon, dim, start=0.0):
     return start + np.arange(horizon)[:, None] * np.ones((1, dim))
 
 
+def test_action_i_is_due_at_the_end_of_control_step_i():
+    # As recorded: the target commanded during step i is where the arm is at step i + 1.
+    schedule = ActionSchedule(dt=0.1, blend_steps=0)
+    assert schedule.push(ramp(10, 2), observed_at=5.0, ready_at=5.0) == 0
+    times, actions = schedule.upcoming(5.0)
+    np.testing.assert_allclose(times, 0.1 * np.arange(1, 11))
+    np.testing.assert_allclose(actions[:, 0], np.arange(10))
+
+
 def test_latency_skips_the_actions_it_consumed():
     schedule = ActionSchedule(dt=0.1, blend_steps=0)
     skipped = schedule.push(ramp(10, 2), observed_at=5.0, ready_at=5.25)
-    assert skipped == 3  # actions for 5.0, 5.1, 5.2 are in the past once the chunk is ready at 5.25
+    assert skipped == 2  # actions due at 5.1 and 5.2 are in the past once the chunk is ready at 5.25
     times, actions = schedule.upcoming(5.25)
-    np.testing.assert_allclose(times, [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65])
-    np.testing.assert_allclose(actions[:, 0], np.arange(3, 10))
+    np.testing.assert_allclose(times, [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75])
+    np.testing.assert_allclose(actions[:, 0], np.arange(2, 10))
+    assert ActionSchedule(dt=0.1).push(ramp(10, 2), observed_at=5.0, ready_at=5.1) == 1  # due exactly now: gone
 
 
 def test_upcoming_is_strictly_future_and_limited():
@@ -22,7 +32,7 @@ def test_upcoming_is_strictly_future_and_limited():
     schedule.push(ramp(20, 3), observed_at=0.0, ready_at=0.0)
     times, actions = schedule.upcoming(0.1, limit=4)
     assert np.all(times > 0) and np.all(np.diff(times) > 0)
-    np.testing.assert_allclose(actions[:, 1], [3, 4, 5, 6])
+    np.testing.assert_allclose(actions[:, 1], [2, 3, 4, 5])  # due at 0.15 .. 0.3
     assert len(schedule.upcoming(5.0)[0]) == 0
 
 
@@ -37,10 +47,10 @@ def test_new_chunk_fades_in_over_the_previous_one():
 
 def test_blend_uses_old_values_interpolated_at_new_times():
     schedule = ActionSchedule(dt=0.1, blend_steps=1)
-    schedule.push(ramp(10, 1), observed_at=0.0, ready_at=0.0)  # old value at time t is 10 t
+    schedule.push(ramp(10, 1), observed_at=0.0, ready_at=0.0)  # old value at time t is 10 t - 1
     schedule.push(np.zeros((10, 1)), observed_at=0.25, ready_at=0.25)
     _, actions = schedule.upcoming(0.2)
-    assert actions[0, 0] == pytest.approx(0.5 * 2.5)  # half of old(0.25) = 2.5 and half of new 0
+    assert actions[0, 0] == pytest.approx(0.5 * 2.5)  # half of old(0.35) = 2.5 and half of new 0
 
 
 def test_beyond_the_old_chunk_nothing_is_blended():
