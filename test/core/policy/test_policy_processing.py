@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
-from faster_core.policy.backbone import NUMBER_TOKENS, byte_level_tokenizer
+from faster_core.policy.backbone import NUMBER_TOKENS, byte_level_tokenizer, load_backbone
+from faster_core.policy.configuration import BackboneConfig
 from faster_core.policy.processing import StateNormalizer
 
 
@@ -26,3 +29,18 @@ def test_preset_tokenizer_reads_each_state_bin_as_one_token_and_round_trips():
     numbers = state[state.index(":") + 1 :]
     assert [p for p in numbers if p not in ("Ġ", ";")] == ["0", "7", "42", "128", "255", "25", "6"]  # no 256 token
     assert tokenizer.vocab_size == 260 + NUMBER_TOKENS - 10  # the ten digits were bytes already
+
+
+def test_preset_number_tokens_start_ordered_by_value():
+    backbone = load_backbone(BackboneConfig(source="tiny-paligemma", image_size=32))
+    table = backbone.model.get_input_embeddings().weight.detach()
+    ids = backbone.text_tokenizer.tokenizer.token_to_id
+    number = table[[ids(str(n)) for n in range(NUMBER_TOKENS)]]
+    similarity = torch.nn.functional.cosine_similarity(number[100][None], number, dim=1)
+    # Neighbouring bins start alike and far ones apart: the order a pretrained model would bring.
+    assert similarity[101] > similarity[110] > similarity[200]
+    assert similarity[99] > 0.9 and abs(similarity[200]) < 0.5
+    std = backbone.model.config.get_text_config().initializer_range
+    assert number.std().item() == pytest.approx(std, rel=0.1)  # at the init scale of the other embeddings
+    letters = table[[ids(c) for c in "abc"]]
+    assert not torch.allclose(letters[0], letters[1])  # other tokens keep their random init
