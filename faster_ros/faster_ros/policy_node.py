@@ -252,13 +252,18 @@ class PolicyNode(Node):
                     self._frames[camera] = _Frame(None, self._now(), rejected=str(error))
                     self._status.dropped_messages += 1
                 return
+            now = self._now()
+            if now <= 0.0:  # use_sim_time before the first /clock: no time to age it by; the next frame counts
+                return
             with self._lock:
-                self._frames[camera] = _Frame(message, self._now())
+                self._frames[camera] = _Frame(message, now)
 
         return on_image
 
     def _on_joint_state(self, message: JointState) -> None:
         now = self._now()
+        if now <= 0.0:  # as for frames: received before the simulated clock started, it would read as stale
+            return
         with self._lock:
             try:
                 self._joints.update(message.name, message.position, now)
