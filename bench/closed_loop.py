@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -51,8 +50,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from faster_core.cli import main as faster
 from faster_core.embodiment import Embodiment, resolve_config
+from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
 from faster_msgs.msg import PolicyStatus
 from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.demo import Monitor, _overrides, _trajectory_topic
@@ -64,45 +63,8 @@ BACKBONE = "tiny-paligemma"
 STOP_TIMEOUT_S = 15.0  # SIGINT, then kill
 
 
-class StageError(RuntimeError):
-    """A stage failed; the message says which and why."""
-
-
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
-
-
-# ----------------------------------------------------------------------------------------------------- caching
-def _fingerprint(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _cached(directory: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The stage's stored result if it finished with exactly this configuration, else None (and a clean dir)."""
-    stamp = directory / "stage.json"
-    if stamp.is_file():
-        stored = json.loads(stamp.read_text())
-        if stored.get("fingerprint") == _fingerprint(config):
-            return stored["result"]
-    shutil.rmtree(directory, ignore_errors=True)
-    return None
-
-
-def _finish(directory: Path, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    result = {**result, "finished": time.time()}  # downstream stages depend on this very run of the stage
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = {"fingerprint": _fingerprint(config), "config": config, "result": result}
-    (directory / "stage.json").write_text(json.dumps(stamp, indent=1, default=str) + "\n")
-    return result
-
-
-def _upstream(stage: dict[str, Any]) -> str:
-    """What a downstream stage's cache depends on: the upstream stage's configuration and the run that made it."""
-    return _fingerprint({"config": stage["config"], "finished": stage["finished"]})
-
-
-def _stage(title: str) -> None:
-    print(f"\n== {title}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------- processes
@@ -200,10 +162,10 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
               "seed": args.seed, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET]}  # fmt: skip
     directory = out / "record"
-    if (cached := _cached(directory, config)) is not None:
-        _stage(f"1/5 record: cached, {len(cached['episodes'])} bags in {directory / 'bags'}")
-        return {"config": config, **cached}
-    _stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder")
+    if (hit := cached(directory, config)) is not None:
+        stage(f"1/5 record: cached, {len(hit['episodes'])} bags in {directory / 'bags'}")
+        return {"config": config, **hit}
+    stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder")
     bags = directory / "bags"
     started = time.monotonic()
     episodes: list[dict[str, Any]] = []
@@ -265,7 +227,7 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     minutes = (time.monotonic() - started) / 60
     result = {"episodes": episodes, "minutes": minutes, "rerecorded": late}
     print(f"recorded {len(episodes)} bags, {sum(e['success'] for e in episodes)} successful, in {minutes:.1f} min")
-    return {"config": config, **_finish(directory, config, result)}
+    return {"config": config, **finish(directory, config, result)}
 
 
 def _ns(message) -> int:
@@ -318,12 +280,12 @@ def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
     from faster_core.data import EpisodeDataset
     from faster_core.data.bags import BagConversion, convert_bags
 
-    config = {"record": _upstream(recorded), "only_successful": True}
+    config = {"record": upstream(recorded), "only_successful": True}
     directory = out / "dataset"
-    if (cached := _cached(directory, config)) is not None:
-        _stage(f"2/5 convert: cached, {cached['episodes']} episodes in {directory}")
-        return {"config": config, "path": str(directory), **cached}
-    _stage("2/5 convert: bags -> episode dataset (convert_bags; actions from the trajectory topic)")
+    if (hit := cached(directory, config)) is not None:
+        stage(f"2/5 convert: cached, {hit['episodes']} episodes in {directory}")
+        return {"config": config, "path": str(directory), **hit}
+    stage("2/5 convert: bags -> episode dataset (convert_bags; actions from the trajectory topic)")
     started = time.monotonic()
     bags = [e["bag"] for e in recorded["episodes"] if e["success"]]
     if not bags:
@@ -348,12 +310,12 @@ def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
     }
     print(f"{result['episodes']} episodes, {result['frames']} steps; simulator steps - converted steps per episode "
           f"in [{min(gaps)}, {max(gaps)}]")  # fmt: skip
-    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
+    return {"config": config, "path": str(directory), **finish(directory, config, result)}
 
 
 # ---------------------------------------------------------------------------------------------- 3. tokenizers
 def fit_tokenizer(out: Path, kind: str, data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    config: dict[str, Any] = {"data": _upstream(data), "kind": kind}
+    config: dict[str, Any] = {"data": upstream(data), "kind": kind}
     argv = ["tokenizer", "fit", "--data", data["path"], "--kind", kind, "--seed", str(args.seed)]
     if kind == "fastervq":
         config |= {"steps": args.tokenizer_steps, "lr": 1e-3, "batch_size": 64}
@@ -363,13 +325,13 @@ def fit_tokenizer(out: Path, kind: str, data: dict[str, Any], args: argparse.Nam
         config |= {"scale": args.fast_scale}
         argv += ["--scale", str(args.fast_scale)]
     directory = out / "tokenizers" / kind
-    if (cached := _cached(directory, config)) is not None:
+    if (hit := cached(directory, config)) is not None:
         print(f"{LABELS[kind]}: cached in {directory}")
-        return {"config": config, "path": str(directory), **cached}
+        return {"config": config, "path": str(directory), **hit}
     started = time.monotonic()
-    _faster([*argv, "--out", str(directory)])
+    run_faster([*argv, "--out", str(directory)])
     result = {"minutes": (time.monotonic() - started) / 60, **_token_counts(directory, data["path"])}
-    return {"config": config, "path": str(directory), **_finish(directory, config, result)}
+    return {"config": config, "path": str(directory), **finish(directory, config, result)}
 
 
 def _token_counts(tokenizer_dir: Path, data: str) -> dict[str, Any]:
@@ -391,13 +353,13 @@ def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, 
     """One policy per tokenizer, ``--jobs`` trainings at a time (each a ``faster vla train`` process)."""
     plans, results = {}, {}
     for kind, tokenizer in tokenizers.items():
-        config = {"tokenizer": _upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
+        config = {"tokenizer": upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
                   "warmup": args.warmup, "batch_size": args.batch_size, "image_size": args.image_size,
                   "augment_images": args.augment_images, "seed": args.seed}  # fmt: skip
         directory = out / "policies" / kind
-        if (cached := _cached(directory, config)) is not None:
+        if (hit := cached(directory, config)) is not None:
             print(f"{LABELS[kind]} policy: cached in {directory}")
-            results[kind] = {"config": config, "path": str(directory), **cached}
+            results[kind] = {"config": config, "path": str(directory), **hit}
             continue
         argv = ["vla", "train", "--data", data["path"], "--tokenizer", tokenizer["path"], "--out", str(directory),
                 "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
@@ -432,7 +394,7 @@ def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, 
                     raise StageError(f"training the {LABELS[kind]} policy failed (status {status}):\n{tail}")
                 config, directory, _ = plans[kind]
                 results[kind] = {"config": config, "path": str(directory),
-                                 **_finish(directory, config, _training_result(directory, started))}  # fmt: skip
+                                 **finish(directory, config, _training_result(directory, started))}  # fmt: skip
                 bar.update()
                 bar.write(f"{LABELS[kind]} policy trained in {results[kind]['minutes']:.1f} min")
     finally:
@@ -457,16 +419,6 @@ def _training_result(directory: Path, started: float) -> dict[str, Any]:
     }
 
 
-def _faster(argv: list[str]) -> None:
-    print("$ faster " + " ".join(argv), flush=True)
-    try:
-        status = faster(argv)
-    except SystemExit as error:  # argparse errors
-        status = error.code
-    if status not in (0, None):
-        raise StageError(f"`faster {' '.join(argv)}` failed (status {status})")
-
-
 # ------------------------------------------------------------------------------------------------ 5. evaluate
 class EvalMonitor(Monitor):
     """demo.Monitor, keeping one PolicyStatus per computed chunk (its latency fields describe that chunk)."""
@@ -488,13 +440,13 @@ class EvalMonitor(Monitor):
 
 
 def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    config = {"policy": _upstream(policy), "episodes": args.eval_episodes, "max_steps": args.max_steps,
+    config = {"policy": upstream(policy), "episodes": args.eval_episodes, "max_steps": args.max_steps,
               "eval_seed": args.eval_seed, "image_size": args.image_size,
               "lockstep_timeout_s": args.lockstep_timeout}  # fmt: skip
     directory = out / "eval" / kind
-    if (cached := _cached(directory, config)) is not None:
-        print(f"{LABELS[kind]}: cached, {cached['successes']}/{len(cached['outcomes'])} successes")
-        return cached
+    if (hit := cached(directory, config)) is not None:
+        print(f"{LABELS[kind]}: cached, {hit['successes']}/{len(hit['outcomes'])} successes")
+        return hit
     started = time.monotonic()
     with Nodes(out / "logs" / f"eval_{kind}", args.threads) as nodes, _ros_session(f"bench_{kind}", nodes) as ros:
         robot = ["clock", "lockstep", "max_steps", args.max_steps, "image_size", args.image_size,
@@ -542,7 +494,7 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
     print(f"{LABELS[kind]}: {result['successes']}/{len(outcomes)} successes, reasons "
           f"{[o['reason'] for o in outcomes]}, {result['chunks']} chunks, model errors {result['model_errors']}, "
           f"lock-step timeouts {result['lockstep_timeouts']}")  # fmt: skip
-    return _finish(directory, config, result)
+    return finish(directory, config, result)
 
 
 def _inferred(status: PolicyStatus | None) -> bool:
@@ -631,21 +583,21 @@ def run(args: argparse.Namespace) -> int:
     recorded = record(out, args)
     data = convert(out, recorded)
     results: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
-    _stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in KINDS) + f" (FAST scale {args.fast_scale:g})")
+    stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in KINDS) + f" (FAST scale {args.fast_scale:g})")
     for kind in KINDS:
         results[kind]["tokenizer"] = fit_tokenizer(out, kind, data, args)
-    _stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}, "
+    stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}, "
            f"{args.jobs} at a time")  # fmt: skip
     policies = train_all(out, {kind: results[kind]["tokenizer"] for kind in KINDS}, data, args)
     for kind in KINDS:
         results[kind]["policy"] = policies[kind]
-    _stage(f"5/5 evaluate: {args.eval_episodes} lock-step episodes each (seeds from {args.eval_seed + 1})")
+    stage(f"5/5 evaluate: {args.eval_episodes} lock-step episodes each (seeds from {args.eval_seed + 1})")
     for kind in KINDS:
         results[kind]["eval"] = evaluate(out, kind, results[kind]["policy"], args)
     text = table(results, data, args)
     minutes = {"record": recorded["minutes"], "convert": data["minutes"]}
-    for stage in ("tokenizer", "policy", "eval"):
-        minutes[stage] = sum(r[stage]["minutes"] for r in results.values())
+    for name in ("tokenizer", "policy", "eval"):
+        minutes[name] = sum(r[name]["minutes"] for r in results.values())
     text += "\nstage minutes (when each ran): " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items())
     print("\n" + text)
     (out / "table.txt").write_text(text + "\n")

@@ -7,9 +7,9 @@
    this process watches the topics and prints what happens: episode outcomes, trajectory rate, the latency
    breakdown and a few trajectory points.
 
-Steps 1-3 are cached under --workdir (delete it, or pass --fresh, to rebuild). The policy is small and trained for
-a few CPU-minutes: it moves the arm but is not expected to finish the task; success rates belong to
-bench/closed_loop.py.
+Steps 1-3 are cached under --workdir: each reruns when its options (or an earlier step's run) changed, --fresh
+rebuilds all three. The policy is small and trained for a few CPU-minutes: it moves the arm but is not expected to
+finish the task; success rates belong to bench/closed_loop.py.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from faster_core.cli import main as faster
 from faster_core.embodiment import Embodiment, resolve_config
+from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
 from faster_msgs.msg import PolicyStatus
 from faster_ros.policy_node import STATE_NAMES
 
@@ -40,39 +40,38 @@ EMBODIMENT = "so101"
 IMAGE_SIZE = 64  # rendered and seen by the policy; small, so the whole demo fits a 2-core machine
 
 
-def _stage(title: str) -> None:
-    print(f"\n== {title}", flush=True)
-
-
 def build_checkpoint(workdir: Path, args: argparse.Namespace) -> Path:
-    data, tokenizer, policy = workdir / "so101_demos", workdir / "tokenizer", workdir / "policy"
-    if not (data / "dataset.json").exists():
-        _stage(f"1/4 recording {args.episodes} expert demonstrations in the SO-101 simulator")
-        shutil.rmtree(data, ignore_errors=True)
-        _run(["data", "sim", "--env", "so101", "--episodes", str(args.episodes), "--cameras", "front",
-              "--image-size", str(IMAGE_SIZE), "--out", str(data)])  # fmt: skip
-    else:
-        _stage(f"1/4 demonstrations: cached in {data}")
-    if not (tokenizer / "tokenizer_config.json").exists():
-        _stage(f"2/4 fitting FASTerVQ ({args.tokenizer_steps} steps)")
-        _run(["tokenizer", "fit", "--data", str(data), "--out", str(tokenizer), "--steps", str(args.tokenizer_steps),
-              "--lr", "1e-3", "--batch-size", "64", "--val-every", str(args.tokenizer_steps)])  # fmt: skip
-    else:
-        _stage(f"2/4 tokenizer: cached in {tokenizer}")
-    if not (policy / "policy_config.json").exists():
-        _stage(f"3/4 training a tiny FASTerVLA ({args.policy_steps} steps)")
-        _run(["vla", "train", "--data", str(data), "--tokenizer", str(tokenizer), "--out", str(policy),
-              "--steps", str(args.policy_steps), "--lr", "3e-4", "--warmup", "20", "--batch-size", "8",
-              "--image-size", str(IMAGE_SIZE), "--validation-samples", "16"])  # fmt: skip
-    else:
-        _stage(f"3/4 policy: cached in {policy}")
-    return policy
+    """Steps 1-3, each skipped when it already ran with the same options (and the same upstream run)."""
+    from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET
 
-
-def _run(argv: list[str]) -> None:
-    print("$ faster " + " ".join(argv), flush=True)
-    if faster(argv) != 0:
-        sys.exit(f"demo: `faster {' '.join(argv)}` failed")
+    data_dir, tokenizer_dir, policy_dir = workdir / "so101_demos", workdir / "tokenizer", workdir / "policy"
+    data = {"episodes": args.episodes, "image_size": IMAGE_SIZE, "camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET]}
+    if (hit := cached(data_dir, data)) is None:
+        stage(f"1/4 recording {args.episodes} expert demonstrations in the SO-101 simulator")
+        run_faster(["data", "sim", "--env", "so101", "--episodes", str(args.episodes), "--cameras", "front",
+                    "--image-size", str(IMAGE_SIZE), "--out", str(data_dir)])  # fmt: skip
+        hit = finish(data_dir, data, {})
+    else:
+        stage(f"1/4 demonstrations: cached in {data_dir}")
+    tokenizer = {"data": upstream({"config": data, **hit}), "steps": args.tokenizer_steps}
+    if (hit := cached(tokenizer_dir, tokenizer)) is None:
+        stage(f"2/4 fitting FASTerVQ ({args.tokenizer_steps} steps)")
+        run_faster(["tokenizer", "fit", "--data", str(data_dir), "--out", str(tokenizer_dir),
+                    "--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",
+                    "--val-every", str(args.tokenizer_steps)])  # fmt: skip
+        hit = finish(tokenizer_dir, tokenizer, {})
+    else:
+        stage(f"2/4 tokenizer: cached in {tokenizer_dir}")
+    policy = {"tokenizer": upstream({"config": tokenizer, **hit}), "steps": args.policy_steps}
+    if cached(policy_dir, policy) is None:
+        stage(f"3/4 training a tiny FASTerVLA ({args.policy_steps} steps)")
+        run_faster(["vla", "train", "--data", str(data_dir), "--tokenizer", str(tokenizer_dir),
+                    "--out", str(policy_dir), "--steps", str(args.policy_steps), "--lr", "3e-4", "--warmup", "20",
+                    "--batch-size", "8", "--image-size", str(IMAGE_SIZE), "--validation-samples", "16"])  # fmt: skip
+        finish(policy_dir, policy, {})
+    else:
+        stage(f"3/4 policy: cached in {policy_dir}")
+    return policy_dir
 
 
 class Monitor:
@@ -96,7 +95,7 @@ class Monitor:
 
 
 def closed_loop(policy: Path, args: argparse.Namespace) -> int:
-    _stage(f"4/4 closed loop: sim_robot + policy_node, {args.eval_episodes} episodes of up to {args.max_steps} steps")
+    stage(f"4/4 closed loop: sim_robot + policy_node, {args.eval_episodes} episodes of up to {args.max_steps} steps")
     config = str(resolve_config(EMBODIMENT))
     common = ["--ros-args", "--params-file", config, "--log-level", "warn"]
     robot = ["max_steps", args.max_steps, "image_size", IMAGE_SIZE, "seed", args.seed]
@@ -205,7 +204,10 @@ def main() -> int:
     if args.fresh:
         shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    policy = build_checkpoint(args.workdir, args)
+    try:
+        policy = build_checkpoint(args.workdir, args)
+    except StageError as error:
+        sys.exit(f"demo: {error}")
     return closed_loop(policy, args)
 
 
