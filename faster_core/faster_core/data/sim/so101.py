@@ -20,7 +20,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 from lerobot_env_so101 import GymRenderingSpec, SO101PickPlaceGymEnv
-from lerobot_env_so101.pick_place_env import PLACE_SUCCESS_DISTANCE
+from lerobot_env_so101.pick_place_env import _SAMPLING_BOUNDS, PLACE_SUCCESS_DISTANCE
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 from lerobot_env_so101.scripted import PickPlaceController
 
@@ -38,6 +38,7 @@ GOAL_RGBA = (0.1, 0.75, 0.2, 1.0)  # the goal pad's colour: far from the block's
 # sampled from, it covers 21-101, with the whole arm, a lifted block and the goal still in view.
 FRONT_CAMERA_POSITION = (0.62, 0.0, 0.38)  # metres, world frame (robot base at the origin, facing +x)
 FRONT_CAMERA_TARGET = (0.16, 0.0, 0.06)  # the point the optical axis passes through
+SAMPLING_AREA = np.asarray(_SAMPLING_BOUNDS)  # [[x_min, y_min], [x_max, y_max]] metres: where blocks and goals start
 
 
 class So101PickPlace:
@@ -87,12 +88,16 @@ class So101PickPlace:
     def progress(self) -> dict[str, float | bool]:
         """How far a failed episode got: closest gripper-to-block distance so far, whether the block was lifted
         (the environment's own carried test) and where it is relative to the goal, in metres."""
-        block = self._env.data.sensor("block_pos").data
+        block, goal = self.object_positions()
         return {
             "closest_approach_m": round(self.closest_approach, 4),
             "lifted": bool(self._env._was_carried),
-            "block_to_goal_m": round(float(np.linalg.norm(block[:2] - self._env.goal_pos[:2])), 4),
+            "block_to_goal_m": round(float(np.linalg.norm(block[:2] - goal[:2])), 4),
         }
+
+    def object_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The block's and the goal's positions (world frame, metres): what a camera policy has to infer."""
+        return self._env.data.sensor("block_pos").data.copy(), self._env.goal_pos
 
     def _gripper_to_block(self) -> float:
         return float(np.linalg.norm(self._env.ik_point_pos - self._env.data.sensor("block_pos").data))
