@@ -587,7 +587,7 @@ def run(args: argparse.Namespace) -> int:
     for kind in KINDS:
         results[kind]["tokenizer"] = fit_tokenizer(out, kind, data, args)
     stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}, "
-           f"{args.jobs} at a time")  # fmt: skip
+          f"{args.jobs} at a time")  # fmt: skip
     policies = train_all(out, {kind: results[kind]["tokenizer"] for kind in KINDS}, data, args)
     for kind in KINDS:
         results[kind]["policy"] = policies[kind]

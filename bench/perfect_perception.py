@@ -6,14 +6,14 @@ simulator samples them from ("pick up the cube at 182 161 and place it on the go
 under ``--out`` (a rerun skips every stage whose inputs and options are unchanged):
 
 1. record: scripted-expert episodes in process (no ROS), the successful ones written in the episode format;
-2. tokenizer: FASTerVQ fitted on them (``faster tokenizer fit``);
+2. tokenizer: FASTerVQ (or ``--tokenizer fast|bins``, the twins of bench/closed_loop.py) fitted on them;
 3. policies: FASTerVLA (``faster vla train``, tiny-paligemma, random init) and, as the control, an MLP regressor on
    the same inputs (normalised state and the four position bins in, the normalised chunk out, L1 loss);
 4. evaluate: held-out action L1 (normalised units, the tokenizer's q01/q99) on the validation episodes, then the
    closed loop in process on held-out seeds: observe, predict, hold the chunk's first action for one control
    step, repeat. FASTerVLA is decoded ``--decodings`` ways: sampled (the config's top-k and temperature), greedy,
-   and expected (each code's distribution averaged in its codebook, so an uncertain code blends its candidates
-   instead of picking one);
+   and, for FASTerVQ, expected (each code's distribution averaged in its codebook, so an uncertain code blends its
+   candidates instead of picking one);
 5. one table: held-out L1, success k/M, episodes in which the block was lifted, median closest approach.
 
     source env.sh && python bench/perfect_perception.py --episodes 300 --policy-steps 6000 --batch-size 32 --lr 1e-3
@@ -42,7 +42,7 @@ from faster_core.data.chunks import action_windows
 from faster_core.data.episodes import DatasetWriter, EpisodeDataset
 from faster_core.data.sim.so101 import MAX_STEPS, SAMPLING_AREA, So101PickPlace
 from faster_core.embodiment import Embodiment
-from faster_core.policy.modeling import FASTerVLA
+from faster_core.policy.modeling import ActionDecodeError, FASTerVLA
 from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
 from faster_core.tokenizer.normalize import normalize, unnormalize
 from faster_core.tokenizer.patchify import unpatchify
@@ -132,16 +132,19 @@ def record(args: argparse.Namespace, embodiment: Embodiment) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------- 2. tokenizer
 def fit_tokenizer(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
-    config = {"data": upstream(data), "steps": args.tokenizer_steps, "seed": args.seed}
-    directory = args.out / "tokenizer"
+    kind = args.tokenizer
+    config: dict[str, Any] = {"data": upstream(data), "kind": kind, "seed": args.seed}
+    argv = ["tokenizer", "fit", "--data", data["path"], "--kind", kind, "--seed", str(args.seed)]
+    if kind == "fastervq":
+        config["steps"] = args.tokenizer_steps
+        argv += ["--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",
+                 "--val-every", str(args.tokenizer_steps)]  # fmt: skip
+    directory = args.out / f"tokenizer_{kind}"
     if (result := cached(directory, config)) is not None:
         print(f"tokenizer: cached in {directory}")
         return {"config": config, "path": str(directory), **result}
     started = time.monotonic()
-    argv = ["tokenizer", "fit", "--data", data["path"], "--kind", "fastervq", "--seed", str(args.seed),
-            "--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",
-            "--val-every", str(args.tokenizer_steps), "--out", str(directory)]  # fmt: skip
-    run_faster(argv)
+    run_faster([*argv, "--out", str(directory)])
     result = {"minutes": (time.monotonic() - started) / 60}
     return {"config": config, "path": str(directory), **finish(directory, config, result)}
 
@@ -157,7 +160,7 @@ def train_vla(args: argparse.Namespace, data: dict[str, Any], tokenizer: dict[st
         "image_size": args.image_size,
         "seed": args.seed,
     }
-    directory = args.out / "vla"
+    directory = args.out / f"vla_{args.tokenizer}"
     if (result := cached(directory, config)) is not None:
         print(f"FASTerVLA: cached in {directory}")
         return {"config": config, "path": str(directory), **result}
@@ -234,7 +237,7 @@ def train_regressor(
     args: argparse.Namespace, upstreams: dict[str, Any], train: list[Step], norm: Normalization, model: Regressor
 ) -> Regressor:
     config = {**upstreams, "steps": args.regressor_steps, "seed": args.seed}
-    directory = args.out / "regressor"
+    directory = args.out / f"regressor_{args.tokenizer}"  # judged in that tokenizer's units
     if cached(directory, config) is not None:
         print(f"regressor: cached in {directory}")
     else:
@@ -303,24 +306,36 @@ def vla_head(policy: FASTerVLA, decoding: str, frames: dict[str, np.ndarray], ge
             generation = policy.decode(policy.encode_prefix(batch), greedy=True, return_logits=True)
             return expected_chunk(policy, generation.logits)[0]
 
-    return Head(f"FASTerVLA, {decoding}", predict)
+    return Head(f"FASTerVLA ({policy.tokenizer.kind}), {decoding}", predict)
 
 
-def held_out_l1(head: Head, steps: list[Step], norm: Normalization, count: int) -> float:
-    """Mean |predicted - recorded chunk| in normalised units over ``count`` evenly spaced held-out steps."""
-    chosen = steps[:: max(1, len(steps) // count)][:count]
-    errors = [np.abs(norm.actions(head.predict(s.state, s.instruction)) - norm.actions(s.chunk)).mean() for s in chosen]
-    return float(np.mean(errors))
+def held_out_l1(head: Head, steps: list[Step], norm: Normalization, count: int) -> tuple[float, int]:
+    """Mean |predicted - recorded chunk| in normalised units over ``count`` evenly spaced held-out steps, and how
+    many predictions did not decode (left out of the mean)."""
+    errors, failures = [], 0
+    for step in steps[:: max(1, len(steps) // count)][:count]:
+        try:
+            chunk = head.predict(step.state, step.instruction)
+        except ActionDecodeError:
+            failures += 1
+            continue
+        errors.append(np.abs(norm.actions(chunk) - norm.actions(step.chunk)).mean())
+    return (float(np.mean(errors)) if errors else float("nan")), failures
 
 
 def closed_loop(head: Head, embodiment: Embodiment, args: argparse.Namespace) -> dict[str, Any]:
     sim = So101PickPlace(embodiment, seed=args.eval_seed)
-    episodes = []
+    episodes, failures = [], 0
     for seed in tqdm(range(args.eval_seed + 1, args.eval_seed + 1 + args.eval_episodes), desc=head.name):
         sim.reset(seed)
         instruction = instruction_for(sim)
         for _ in range(args.max_steps):
-            sim.command(head.predict(sim.joint_positions(), instruction)[0])
+            try:
+                target = head.predict(sim.joint_positions(), instruction)[0]
+            except ActionDecodeError:  # the policy node holds the arm where it is
+                failures += 1
+                target = sim.joint_positions()
+            sim.command(target)
             if sim.terminated:
                 break
         episodes.append({"seed": seed, "success": sim.success, **sim.progress()})
@@ -329,6 +344,7 @@ def closed_loop(head: Head, embodiment: Embodiment, args: argparse.Namespace) ->
         "success": sum(e["success"] for e in episodes),
         "lifted": sum(e["lifted"] for e in episodes),
         "closest_cm": 100 * statistics.median(e["closest_approach_m"] for e in episodes),
+        "model_errors": failures,
         "episodes": episodes,
     }
 
@@ -353,29 +369,32 @@ def run(args: argparse.Namespace) -> int:
     stage("4. evaluate")
     frames = {c: np.full((args.image_size, args.image_size, 3), GRAY, np.uint8) for c in embodiment.camera_names}
     generator = torch.Generator().manual_seed(args.seed)
-    heads = [regressor, *(vla_head(policy, d, frames, generator) for d in args.decodings)]
+    decodings = [d for d in args.decodings if d != "expected" or args.tokenizer == "fastervq"]  # codebooks only
+    heads = [regressor, *(vla_head(policy, d, frames, generator) for d in decodings)]
     rows = []
     for head in heads:
-        l1 = held_out_l1(head, held_out, norm, args.l1_samples)
-        rows.append({"head": head.name, "l1": l1, **closed_loop(head, embodiment, args)})
+        l1, undecoded = held_out_l1(head, held_out, norm, args.l1_samples)
+        rows.append({"head": head.name, "l1": l1, "l1_undecoded": undecoded, **closed_loop(head, embodiment, args)})
     stage("5. results")
     lines = [
-        f"{'policy (same demonstrations)':<30}{'held-out L1':>12}{'success':>9}{'lifted':>8}{'closest cm':>12}",
+        f"{'policy (same demonstrations)':<30}{'held-out L1':>12}{'success':>9}{'lifted':>8}{'closest cm':>12}"
+        f"{'undecoded':>11}",
         *(
             f"{r['head']:<30}{r['l1']:>12.3f}{r['success']:>6}/{args.eval_episodes:<2}{r['lifted']:>5}/"
-            f"{args.eval_episodes:<2}{r['closest_cm']:>10.1f}"
+            f"{args.eval_episodes:<2}{r['closest_cm']:>10.1f}{r['l1_undecoded']:>5} {r['model_errors']:>5}"
             for r in rows
         ),
         f"data: {len(dataset)} episodes, {data['steps']} steps ({len(split.validation)} episodes held out); FASTerVLA "
         f"{args.policy_steps} steps x batch {args.batch_size}, lr {args.lr}, {vla['minutes']:.1f} min; "
         f"eval seeds {args.eval_seed + 1}..{args.eval_seed + args.eval_episodes}, {args.max_steps} steps",
+        f"undecoded: held-out predictions left out of the L1 (of {args.l1_samples}), closed-loop steps held in place",
         "FASTerVLA validation during training (greedy): "
         + ", ".join(f"{v['step']}: L1 {v['action_l1']:.3f} acc {v['token_accuracy']:.3f}" for v in vla["validation"]),
     ]
     table = "\n".join(lines)
     print(table)
-    (args.out / "table.txt").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    (args.out / f"table_{args.tokenizer}.txt").write_text(table + "\n")
+    (args.out / f"results_{args.tokenizer}.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
     return 0
 
 
@@ -389,7 +408,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=64, help="side of the gray frames")
-    parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=list(DECODINGS))
+    parser.add_argument("--tokenizer", choices=("fastervq", "fast", "bins"), default="fastervq", help="FASTerVLA's")
+    parser.add_argument(
+        "--decodings", nargs="+", choices=DECODINGS, default=list(DECODINGS), help="expected: FASTerVQ only"
+    )
     parser.add_argument("--eval-episodes", type=int, default=16)
     parser.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds start after it")
     parser.add_argument("--max-steps", type=int, default=120, help="control steps (0.1 s) per episode")
