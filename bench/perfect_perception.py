@@ -92,40 +92,42 @@ def record(args: argparse.Namespace, embodiment: Embodiment) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     sim = So101PickPlace(embodiment, seed=args.seed)
     attempts = steps = 0
-    with (
-        DatasetWriter(
-            directory,
-            fps=embodiment.control_rate_hz,
-            embodiment=embodiment.name,
-            joint_names=embodiment.joint_names,
-            cameras=embodiment.camera_names,
-            image_format="png",
-        ) as writer,
-        tqdm(total=args.episodes, desc="recording", unit="episode") as bar,
-    ):
-        while bar.n < args.episodes:
-            attempts += 1
-            if attempts > 3 * args.episodes + 5:
-                raise StageError(f"record: the expert succeeded {bar.n} times in {attempts - 1} attempts")
-            sim.reset(int(rng.integers(2**31)))
-            instruction = instruction_for(sim)
-            states, actions = [], []
-            while not sim.terminated and len(states) < MAX_STEPS:
-                states.append(sim.joint_positions())
-                actions.append(sim.expert_step())
-            if not sim.success:
-                continue
-            writer.add_episode(
-                timestamps=np.arange(len(states)) / writer.fps,
-                state=np.asarray(states),
-                action=np.asarray(actions),
-                frames={c: [frame] * len(states) for c in embodiment.camera_names},
-                instruction=instruction,
-                success=True,
-            )
-            steps += len(states)
-            bar.update()
-    sim.close()
+    try:
+        with (
+            DatasetWriter(
+                directory,
+                fps=embodiment.control_rate_hz,
+                embodiment=embodiment.name,
+                joint_names=embodiment.joint_names,
+                cameras=embodiment.camera_names,
+                image_format="png",
+            ) as writer,
+            tqdm(total=args.episodes, desc="recording", unit="episode") as bar,
+        ):
+            while bar.n < args.episodes:
+                attempts += 1
+                if attempts > 3 * args.episodes + 5:
+                    raise StageError(f"record: the expert succeeded {bar.n} times in {attempts - 1} attempts")
+                sim.reset(int(rng.integers(2**31)))
+                instruction = instruction_for(sim)
+                states, actions = [], []
+                while not sim.terminated and len(states) < MAX_STEPS:
+                    states.append(sim.joint_positions())
+                    actions.append(sim.expert_step())
+                if not sim.success:
+                    continue
+                writer.add_episode(
+                    timestamps=np.arange(len(states)) / writer.fps,
+                    state=np.asarray(states),
+                    action=np.asarray(actions),
+                    frames={c: [frame] * len(states) for c in embodiment.camera_names},
+                    instruction=instruction,
+                    success=True,
+                )
+                steps += len(states)
+                bar.update()
+    finally:
+        sim.close()
     result = {"attempts": attempts, "steps": steps, "minutes": (time.monotonic() - started) / 60}
     return {"config": config, "path": str(directory), **finish(directory, config, result)}
 

@@ -10,7 +10,7 @@ from faster_core.stages import StageError, cached, finish, run_faster, upstream
 def test_a_stage_is_reused_only_with_the_same_options(tmp_path):
     directory = tmp_path / "tokenizer"
     assert cached(directory, {"steps": 10}) is None
-    (directory / "weights").parent.mkdir(parents=True)
+    directory.mkdir()
     (directory / "weights").write_text("fitted")
     result = finish(directory, {"steps": 10}, {"minutes": 1.5})
     assert cached(directory, {"steps": 10}) == result and result["minutes"] == 1.5
@@ -35,7 +35,7 @@ def test_downstream_stages_depend_on_the_upstream_run(tmp_path):
     again = {"config": {"episodes": 4}, **finish(tmp_path / "b", {"episodes": 4}, {})}
     again["finished"] += 1.0  # the same options, run again later
     other = {"config": {"episodes": 5}, "finished": first["finished"]}
-    assert upstream(first) == upstream(dict(first))
+    assert upstream({"finished": first["finished"], "config": {"episodes": 4}}) == upstream(first)  # key order
     assert len({upstream(first), upstream(again), upstream(other)}) == 3
 
 
