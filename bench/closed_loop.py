@@ -11,8 +11,9 @@ and options are unchanged):
 3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset;
 4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
    augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
-5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true`` on held-out seeds
-   (``--eval-seed`` + 1 ..; recorded episodes use ``--seed`` + odd offsets);
+5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true
+   replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..; recorded episodes use ``--seed`` + odd
+   offsets);
 6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
    detokenize, total, from ``/policy_node/status``, one sample per computed chunk) and training minutes.
 
@@ -442,7 +443,7 @@ class EvalMonitor(Monitor):
 def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     config = {"policy": upstream(policy), "episodes": args.eval_episodes, "max_steps": args.max_steps,
               "eval_seed": args.eval_seed, "image_size": args.image_size,
-              "lockstep_timeout_s": args.lockstep_timeout}  # fmt: skip
+              "lockstep_timeout_s": args.lockstep_timeout, "replan_steps": args.replan_steps}  # fmt: skip
     directory = out / "eval" / kind
     if (hit := cached(directory, config)) is not None:
         print(f"{LABELS[kind]}: cached, {hit['successes']}/{len(hit['outcomes'])} successes")
@@ -452,7 +453,8 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
         robot = ["clock", "lockstep", "max_steps", args.max_steps, "image_size", args.image_size,
                  "seed", args.eval_seed, "lockstep_timeout_s", args.lockstep_timeout]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
-        brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed]
+        brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed,
+                 "replan_steps", args.replan_steps]  # fmt: skip
         nodes.start("policy_node", "policy_node", brain)
         monitor = EvalMonitor(ros.node, _trajectory_topic(str(resolve_config(EMBODIMENT))))
         reset = ros.client(Trigger, "/sim_robot/reset")
@@ -626,6 +628,7 @@ def main() -> int:
         default=1.0,
         help="wall seconds sim_robot waits for the policy before stepping with its last command",
     )
+    parser.add_argument("--replan-steps", type=int, default=1, help="policy_node replan_steps: actions per chunk")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
     parser.add_argument("--jobs", type=int, default=2, help="policies trained at once (one process each)")
     parser.add_argument(

@@ -10,8 +10,9 @@ under ``--out`` (a rerun skips every stage whose inputs and options are unchange
 3. policies: FASTerVLA (``faster vla train``, tiny-paligemma, random init) and, as the control, an MLP regressor on
    the same inputs (normalised state and the four position bins in, the normalised chunk out, L1 loss);
 4. evaluate: held-out action L1 (normalised units, the tokenizer's q01/q99) on the validation episodes, then the
-   closed loop in process on held-out seeds: observe, predict, hold the chunk's first action for one control
-   step, repeat. FASTerVLA is decoded ``--decodings`` ways: sampled (the config's top-k and temperature), greedy,
+   closed loop in process on held-out seeds: observe, predict, execute the chunk's first ``--replan-steps``
+   actions (one control step each; several values give one row each, as ``policy_node replan_steps``), repeat.
+   FASTerVLA is decoded ``--decodings`` ways: sampled (the config's top-k and temperature), greedy,
    and, for FASTerVQ, expected (each code's distribution averaged in its codebook, so an uncertain code blends its
    candidates instead of picking one);
 5. one table: held-out L1, success k/M, episodes in which the block was lifted, median closest approach.
@@ -325,21 +326,25 @@ def held_out_l1(head: Head, steps: list[Step], norm: Normalization, count: int) 
     return (float(np.mean(errors)) if errors else float("nan")), failures
 
 
-def closed_loop(head: Head, embodiment: Embodiment, args: argparse.Namespace) -> dict[str, Any]:
+def closed_loop(head: Head, embodiment: Embodiment, args: argparse.Namespace, replan_steps: int) -> dict[str, Any]:
     sim = So101PickPlace(embodiment, seed=args.eval_seed)
     episodes, failures = [], 0
-    for seed in tqdm(range(args.eval_seed + 1, args.eval_seed + 1 + args.eval_episodes), desc=head.name):
+    desc = f"{head.name}, replan {replan_steps}"
+    for seed in tqdm(range(args.eval_seed + 1, args.eval_seed + 1 + args.eval_episodes), desc=desc):
         sim.reset(seed)
         instruction = instruction_for(sim)
-        for _ in range(args.max_steps):
+        steps = 0
+        while steps < args.max_steps and not sim.terminated:
             try:
-                target = head.predict(sim.joint_positions(), instruction)[0]
+                targets = head.predict(sim.joint_positions(), instruction)[:replan_steps]
             except ActionDecodeError:  # the policy node holds the arm where it is
                 failures += 1
-                target = sim.joint_positions()
-            sim.command(target)
-            if sim.terminated:
-                break
+                targets = sim.joint_positions()[None]
+            for target in targets[: args.max_steps - steps]:
+                sim.command(target)
+                steps += 1
+                if sim.terminated:
+                    break
         episodes.append({"seed": seed, "success": sim.success, **sim.progress()})
     sim.close()
     return {
@@ -376,20 +381,23 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for head in heads:
         l1, undecoded = held_out_l1(head, held_out, norm, args.l1_samples)
-        rows.append({"head": head.name, "l1": l1, "l1_undecoded": undecoded, **closed_loop(head, embodiment, args)})
+        for replan in args.replan_steps:
+            loop = closed_loop(head, embodiment, args, replan)
+            rows.append({"head": head.name, "replan": replan, "l1": l1, "l1_undecoded": undecoded, **loop})
     stage("5. results")
     lines = [
-        f"{'policy (same demonstrations)':<30}{'held-out L1':>12}{'success':>9}{'lifted':>8}{'closest cm':>12}"
-        f"{'undecoded':>11}",
+        f"{'policy (same demonstrations)':<30}{'held-out L1':>12}{'replan':>7}{'success':>9}{'lifted':>8}"
+        f"{'closest cm':>12}{'undecoded':>11}",
         *(
-            f"{r['head']:<30}{r['l1']:>12.3f}{r['success']:>6}/{args.eval_episodes:<2}{r['lifted']:>5}/"
+            f"{r['head']:<30}{r['l1']:>12.3f}{r['replan']:>7}{r['success']:>6}/{args.eval_episodes:<2}{r['lifted']:>5}/"
             f"{args.eval_episodes:<2}{r['closest_cm']:>10.1f}{r['l1_undecoded']:>5} {r['model_errors']:>5}"
             for r in rows
         ),
         f"data: {len(dataset)} episodes, {data['steps']} steps ({len(split.validation)} episodes held out); FASTerVLA "
         f"{args.policy_steps} steps x batch {args.batch_size}, lr {args.lr}, {vla['minutes']:.1f} min; "
         f"eval seeds {args.eval_seed + 1}..{args.eval_seed + args.eval_episodes}, {args.max_steps} steps",
-        f"undecoded: held-out predictions left out of the L1 (of {args.l1_samples}), closed-loop steps held in place",
+        f"undecoded: held-out predictions left out of the L1 (of {args.l1_samples}), closed-loop steps held in place; "
+        "replan: actions executed per prediction",
         "FASTerVLA validation during training (greedy): "
         + ", ".join(f"{v['step']}: L1 {v['action_l1']:.3f} acc {v['token_accuracy']:.3f}" for v in vla["validation"]),
     ]
@@ -417,6 +425,9 @@ def main() -> int:
     parser.add_argument("--eval-episodes", type=int, default=16)
     parser.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds start after it")
     parser.add_argument("--max-steps", type=int, default=120, help="control steps (0.1 s) per episode")
+    parser.add_argument(
+        "--replan-steps", type=int, nargs="+", default=[1], help="actions executed per prediction; one row per value"
+    )
     parser.add_argument("--l1-samples", type=int, default=256, help="held-out steps for the L1 column")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")

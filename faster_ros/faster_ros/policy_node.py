@@ -2,10 +2,11 @@
 
 Inference runs on its own thread, back to back, on a snapshot of the latest inputs; a timer publishes at the
 embodiment's control rate from the latest chunk, after skipping what inference latency consumed and cross-fading
-with the previous chunk (``blend_steps``). Every tick re-checks the inputs: anything missing, stale, NaN or malformed
-holds the robot (an empty trajectory, which makes joint_trajectory_controller stop and hold position) and the
-status names the cause. A latched e-stop does the same until ``~/reset_estop`` is called. The node never dies on bad
-input or a model error.
+with the previous chunk (``blend_steps``); with ``replan_steps`` > 1 a chunk drives the robot for that many actions
+before a newer one replaces it (every computed chunk is still published on ``~/action_chunk``). Every tick re-checks
+the inputs: anything missing, stale, NaN or malformed holds the robot (an empty trajectory, which makes
+joint_trajectory_controller stop and hold position) and the status names the cause. A latched e-stop does the same
+until ``~/reset_estop`` is called. The node never dies on bad input or a model error.
 
 All ROS callbacks are short (a frame or joint state is only checked and cached; conversion happens on the inference
 thread), so one SingleThreadedExecutor serves them all. rclpy's Python MultiThreadedExecutor was measured to starve
@@ -108,7 +109,9 @@ class PolicyNode(Node):
         self._instruction = ""
         self._instruction_error = ""
         self._estopped = False
-        self._schedule = ActionSchedule(dt=spec.dt, blend_steps=self._param("blend_steps"))
+        self._schedule = ActionSchedule(
+            dt=spec.dt, blend_steps=self._param("blend_steps"), replan_steps=self._param("replan_steps")
+        )
         self._limiter = CommandLimiter(spec.limits, velocity_scale=self._param("velocity_scale"))
         self._status = PolicyStatus(state=PolicyStatus.STATE_IDLE)
         self._holding_sent = False
@@ -177,6 +180,13 @@ class PolicyNode(Node):
             min(3, horizon - 1),
             _descriptor(
                 "actions over which a new chunk fades in over the previous one", read_only=True, integers=(0, horizon)
+            ),
+        )
+        self.declare_parameter(
+            "replan_steps",
+            1,
+            _descriptor(
+                "actions of a chunk executed before a newer chunk replaces it", read_only=True, integers=(1, horizon)
             ),
         )
         self.declare_parameter(

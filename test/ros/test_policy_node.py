@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -184,6 +185,31 @@ def test_model_error_holds_and_node_survives(make_rig):
     _assert_holds(rig, "model error: CUDA exploded", "model_errors")
     policy.error = None
     assert rig.wait_for(lambda: len(rig.running_trajectories()) >= 2), "did not recover after the model recovered"
+
+
+class NumberedPolicy(RecordingPolicy):
+    """Every action of the n-th chunk is the observed state + n * 1e-4 rad: a command names the chunk it came from."""
+
+    def predict(self, images, state, instruction, *, generator=None):
+        output = super().predict(images, state, instruction, generator=generator)
+        numbered = np.repeat(state[None] + 1e-4 * self.finished, len(output.actions), axis=0)
+        return dataclasses.replace(output, actions=numbered)
+
+
+@pytest.mark.parametrize("replan_steps", [1, 20])
+def test_replan_steps_keeps_a_chunk_driving_for_that_many_actions(make_rig, replan_steps):
+    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")  # 20 actions per chunk at 20 Hz: 1 s each
+    rig = make_rig("single_arm", f"replan_steps:={replan_steps}", "blend_steps:=0", policy=NumberedPolicy(spec))
+    start_running(rig)
+    seen = len(rig.running_trajectories())
+    computed = rig.node._policy.finished
+    rig.feed(1.5)
+    sources = {round((t.points[0].positions[0] - rig.position[0]) / 1e-4) for t in rig.running_trajectories()[seen:]}
+    assert rig.node._policy.finished - computed >= 10  # inference kept running either way
+    if replan_steps == 1:
+        assert len(sources) >= 10, sources  # each fresh chunk took over
+    else:
+        assert len(sources) <= 3, sources  # one chunk per second of commands
 
 
 def test_runtime_change_of_checkpoint_is_refused(make_rig):

@@ -8,7 +8,10 @@ By the time the chunk is ready, inference latency may have consumed the first ac
 ``t_ready``): they are skipped, not replayed late. The remaining actions replace the previous chunk's future,
 cross-faded over ``blend_steps`` actions (weights ramp linearly from old to new) so that a new chunk never makes the
 command jump; ``blend_steps=0`` switches at once. The previous chunk's values at the new chunk's times are linearly
-interpolated.
+interpolated. With ``replan_steps`` > 1 a running chunk is replaced only after that many of its actions are due (or
+all of them, if it has fewer): newer chunks offered before then are declined. Executing several actions of one chunk
+is what carries a policy through the pauses of its demonstrations (a jaw closing while the arm stands still), where
+one observation cannot tell how long the pause has lasted and every fresh chunk would start it again.
 """
 
 from __future__ import annotations
@@ -19,18 +22,22 @@ import numpy as np
 
 
 class ActionSchedule:
-    def __init__(self, *, dt: float, blend_steps: int = 3):
+    def __init__(self, *, dt: float, blend_steps: int = 3, replan_steps: int = 1):
         if not dt > 0:
             raise ValueError(f"dt must be positive, got {dt}")
         if blend_steps < 0:
             raise ValueError(f"blend_steps must be >= 0, got {blend_steps}")
+        if replan_steps < 1:
+            raise ValueError(f"replan_steps must be >= 1, got {replan_steps}")
         self.dt = dt
         self.blend_steps = blend_steps  # actions over which a new chunk fades in over the previous one
+        self.replan_steps = replan_steps  # actions of a chunk due before a newer one may replace it
         self._times = np.empty(0)
         self._actions: np.ndarray | None = None
 
-    def push(self, actions: np.ndarray, *, observed_at: float, ready_at: float) -> int:
-        """Adopt a new chunk; returns how many of its leading actions latency made obsolete."""
+    def push(self, actions: np.ndarray, *, observed_at: float, ready_at: float) -> int | None:
+        """Adopt a new chunk; returns how many of its leading actions latency made obsolete, or None when the running
+        chunk has not yet had ``replan_steps`` actions due by ``ready_at`` and the new one is declined."""
         actions = np.asarray(actions, dtype=np.float64)
         if actions.ndim != 2 or actions.shape[0] == 0:
             raise ValueError(f"a chunk must be [horizon, dim] with horizon > 0, got shape {actions.shape}")
@@ -38,6 +45,8 @@ class ActionSchedule:
             raise ValueError("chunk holds NaN or infinite actions")
         if self._actions is not None and actions.shape[1] != self._actions.shape[1]:
             raise ValueError(f"chunk dim {actions.shape[1]} differs from the running chunk's {self._actions.shape[1]}")
+        if not self._due(ready_at):
+            return None
         skipped = min(max(0, math.floor((ready_at - observed_at) / self.dt + 1e-9)), actions.shape[0])
         times = observed_at + self.dt * np.arange(skipped + 1, actions.shape[0] + 1)
         fresh = actions[skipped:]
@@ -56,6 +65,11 @@ class ActionSchedule:
         keep = self._times > now + 1e-9
         times, actions = self._times[keep] - now, self._actions[keep]
         return times[:limit], actions[:limit]
+
+    def _due(self, now: float) -> bool:
+        """No running chunk, or ``replan_steps`` of its actions (all, if it has fewer) are due by ``now``."""
+        executed = np.count_nonzero(self._times <= now + 1e-9)
+        return self._actions is None or executed >= min(self.replan_steps, len(self._times))
 
     def clear(self) -> None:
         self._times, self._actions = np.empty(0), None

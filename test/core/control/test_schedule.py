@@ -74,3 +74,31 @@ def test_dimension_change_is_refused():
     schedule.push(np.zeros((5, 2)), observed_at=0, ready_at=0)
     with pytest.raises(ValueError, match="differs"):
         schedule.push(np.zeros((5, 3)), observed_at=0, ready_at=0)
+
+
+def test_a_running_chunk_is_kept_until_replan_steps_of_it_are_due():
+    schedule = ActionSchedule(dt=0.1, blend_steps=0, replan_steps=3)
+    schedule.push(np.zeros((10, 1)), observed_at=0.0, ready_at=0.0)  # actions due at 0.1 .. 1.0
+    assert schedule.push(np.ones((10, 1)), observed_at=0.2, ready_at=0.25) is None  # two due: declined
+    np.testing.assert_allclose(schedule.upcoming(0.25)[1][:, 0], 0.0)
+    assert schedule.push(np.ones((10, 1)), observed_at=0.3, ready_at=0.3) == 0  # the third is due at 0.3
+    np.testing.assert_allclose(schedule.upcoming(0.3)[1][:, 0], 1.0)
+
+
+def test_a_chunk_shorter_than_replan_steps_is_replaced_once_it_ran_out():
+    schedule = ActionSchedule(dt=0.1, blend_steps=0, replan_steps=5)
+    schedule.push(np.zeros((2, 1)), observed_at=0.0, ready_at=0.0)
+    assert schedule.push(np.ones((4, 1)), observed_at=0.1, ready_at=0.1) is None
+    assert schedule.push(np.ones((4, 1)), observed_at=0.2, ready_at=0.2) == 0
+
+
+def test_after_clear_the_next_chunk_is_adopted_at_once():
+    schedule = ActionSchedule(dt=0.1, replan_steps=10)
+    schedule.push(np.zeros((10, 1)), observed_at=0.0, ready_at=0.0)
+    schedule.clear()
+    assert schedule.push(np.ones((10, 1)), observed_at=0.1, ready_at=0.1) == 0
+
+
+def test_replan_steps_must_be_positive():
+    with pytest.raises(ValueError, match="replan_steps"):
+        ActionSchedule(dt=0.1, replan_steps=0)
