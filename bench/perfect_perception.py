@@ -15,7 +15,8 @@ under ``--out`` (a rerun skips every stage whose inputs and options are unchange
    FASTerVLA is decoded ``--decodings`` ways: sampled (the config's top-k and temperature), greedy,
    and, for FASTerVQ, expected (each code's distribution averaged in its codebook, so an uncertain code blends its
    candidates instead of picking one);
-5. one table: held-out L1, success k/M, episodes in which the block was lifted, median closest approach.
+5. one table, a row per head and replan value: held-out L1, success k/M, episodes in which the block was lifted,
+   median closest approach.
 
     source env.sh && python bench/perfect_perception.py --episodes 300 --policy-steps 6000 --batch-size 32 --lr 1e-3
 """
