@@ -15,8 +15,9 @@ under ``--out`` (a rerun skips every stage whose inputs and options are unchange
    FASTerVLA is decoded ``--decodings`` ways: sampled (the config's top-k and temperature), greedy,
    and, for FASTerVQ, expected (each code's distribution averaged in its codebook, so an uncertain code blends its
    candidates instead of picking one);
-5. one table, a row per head and replan value: held-out L1, success k/M, episodes in which the block was lifted,
-   median closest approach.
+5. one table, a row per head and replan value (the regressor also with its chunks passed through the tokenizer
+   and back: the precision the tokenizer alone allows): held-out L1, success k/M, episodes in which the block was
+   lifted, median closest approach.
 
     source env.sh && python bench/perfect_perception.py --episodes 300 --policy-steps 6000 --batch-size 32 --lr 1e-3
 """
@@ -46,6 +47,7 @@ from faster_core.data.sim.so101 import MAX_STEPS, SAMPLING_AREA, So101PickPlace
 from faster_core.embodiment import Embodiment
 from faster_core.policy.modeling import ActionDecodeError, FASTerVLA
 from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
+from faster_core.tokenizer.interface import ActionTokenizer
 from faster_core.tokenizer.normalize import normalize, unnormalize
 from faster_core.tokenizer.patchify import unpatchify
 
@@ -162,6 +164,7 @@ def train_vla(args: argparse.Namespace, data: dict[str, Any], tokenizer: dict[st
         "batch_size": args.batch_size,
         "lr": args.lr,
         "image_size": args.image_size,
+        "expert_width": args.expert_width,
         "seed": args.seed,
     }
     directory = args.out / f"vla_{args.tokenizer}"
@@ -172,6 +175,7 @@ def train_vla(args: argparse.Namespace, data: dict[str, Any], tokenizer: dict[st
     argv = ["vla", "train", "--data", data["path"], "--tokenizer", tokenizer["path"], "--out", str(directory),
             "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr), "--warmup", "50",
             "--batch-size", str(args.batch_size), "--image-size", str(args.image_size), "--seed", str(args.seed),
+            "--expert-width", str(args.expert_width),
             "--validation-samples", "64", "--validate-every", str(max(1, args.policy_steps // 4))]  # fmt: skip
     run_faster(argv)
     log = json.loads((directory / "training_log.json").read_text())
@@ -283,6 +287,15 @@ def regressor_head(model: Regressor, norm: Normalization) -> Head:
     return Head("MLP regressor", predict)
 
 
+def through_tokenizer(head: Head, tokenizer: ActionTokenizer) -> Head:
+    """``head``'s chunks tokenized and detokenized before they are executed: what the tokenizer alone costs."""
+
+    def predict(state: np.ndarray, instruction: str) -> np.ndarray:
+        return tokenizer.detokenize(tokenizer.tokenize(head.predict(state, instruction)[None]))[0]
+
+    return Head(f"{head.name} via {tokenizer.kind}", predict)
+
+
 @torch.no_grad()
 def expected_chunk(policy: FASTerVLA, logits: torch.Tensor) -> np.ndarray:
     """FASTerVQ decoding of expected codebook vectors: each position's softmax over its level's K codes weights the
@@ -378,7 +391,8 @@ def run(args: argparse.Namespace) -> int:
     frames = {c: np.full((args.image_size, args.image_size, 3), GRAY, np.uint8) for c in embodiment.camera_names}
     generator = torch.Generator().manual_seed(args.seed)
     decodings = [d for d in args.decodings if d != "expected" or args.tokenizer == "fastervq"]  # codebooks only
-    heads = [regressor, *(vla_head(policy, d, frames, generator) for d in decodings)]
+    heads = [regressor, through_tokenizer(regressor, policy.tokenizer)]
+    heads += [vla_head(policy, d, frames, generator) for d in decodings]
     rows = []
     for head in heads:
         l1, undecoded = held_out_l1(head, held_out, norm, args.l1_samples)
@@ -395,7 +409,8 @@ def run(args: argparse.Namespace) -> int:
             for r in rows
         ),
         f"data: {len(dataset)} episodes, {data['steps']} steps ({len(split.validation)} episodes held out); FASTerVLA "
-        f"{args.policy_steps} steps x batch {args.batch_size}, lr {args.lr}, {vla['minutes']:.1f} min; "
+        f"{args.policy_steps} steps x batch {args.batch_size}, lr {args.lr}, expert width "
+        f"{policy.expert.embed.embedding_dim}, {vla['minutes']:.1f} min; "
         f"eval seeds {args.eval_seed + 1}..{args.eval_seed + args.eval_episodes}, {args.max_steps} steps",
         f"undecoded: held-out predictions left out of the L1 (of {args.l1_samples}), closed-loop steps held in place; "
         "replan: actions executed per prediction",
@@ -419,6 +434,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=64, help="side of the gray frames")
+    parser.add_argument("--expert-width", type=int, default=0, help="FASTerVLA's action expert (0: half the backbone)")
     parser.add_argument("--tokenizer", choices=("fastervq", "fast", "bins"), default="fastervq", help="FASTerVLA's")
     parser.add_argument(
         "--decodings", nargs="+", choices=DECODINGS, default=list(DECODINGS), help="expected: FASTerVQ only"

@@ -30,10 +30,11 @@ def random_fastervq(embodiment: Embodiment, *, seed: int = 0):
 
 
 def _policy_config(args: argparse.Namespace):
-    from faster_core.policy.configuration import BackboneConfig, FASTerVLAConfig
+    from faster_core.policy.configuration import BackboneConfig, ExpertConfig, FASTerVLAConfig
 
     backbone = BackboneConfig(source=args.backbone, image_size=args.image_size, dtype=args.dtype)
-    return FASTerVLAConfig(backbone=backbone, block_size=args.block_size)
+    expert = ExpertConfig(width=args.expert_width)
+    return FASTerVLAConfig(backbone=backbone, expert=expert, block_size=args.block_size)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -132,6 +133,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=0, help="vision input side (default: the tower's)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--block-size", type=int, default=0, help="BAR block B (default: the embodiment's)")
+    parser.add_argument(
+        "--expert-width", type=int, default=0, help="action expert hidden size (default: half the backbone's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -149,7 +153,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--tokenizer", help="fitted action tokenizer directory or name")
     train.add_argument("--out", required=True, help="directory to save the policy to")
     train.add_argument("--embodiment", help="installed name or YAML (default: the dataset's embodiment)")
-    train.add_argument("--init", help="continue from a saved policy (ignores --backbone and --tokenizer)")
+    train.add_argument(
+        "--init", help="continue from a saved policy (ignores --backbone, --tokenizer and --expert-width)"
+    )
     train.add_argument("--steps", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=8, help="global, split over torchrun ranks")
     train.add_argument("--lr", type=float, default=2.5e-5)

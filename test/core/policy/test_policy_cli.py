@@ -55,10 +55,12 @@ def test_train_on_a_dataset_then_predict_with_the_saved_policy(tmp_path, capsys)
     tiny_tokenizer().save_pretrained(tmp_path / "tokenizer")
     train = ["vla", "train", "--data", str(tmp_path / "data"), "--tokenizer", str(tmp_path / "tokenizer")]
     train += ["--embodiment", SINGLE_ARM, "--out", str(tmp_path / "policy"), "--image-size", "32"]
+    train += ["--expert-width", "48"]
     options = ["--steps", "2", "--batch-size", "2", "--validation-fraction", "0.34", "--augment-images", "--quiet"]
     assert _run([*train, *options]) == 0
     assert "trained 2 steps on 10 samples" in capsys.readouterr().out
     policy = FASTerVLA.from_pretrained(tmp_path / "policy")
     assert (tmp_path / "policy" / "training_log.json").is_file() and policy.backbone.image_size == 32
+    assert policy.config.expert.width == 48 and policy.expert.embed.embedding_dim == 48  # saved and rebuilt
     assert _run(["vla", "predict", "--policy", str(tmp_path / "policy"), "--runs", "1", "--block-size", "1"]) == 0
     assert "   0      24" in capsys.readouterr().out
