@@ -158,10 +158,17 @@ def _ros_session(name: str, nodes: Nodes):
 
 # ------------------------------------------------------------------------------------------------ 1. recording
 def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, INSTRUCTION, So101PickPlace
+    from faster_core.data.sim.so101 import (
+        FRONT_CAMERA_POSITION,
+        FRONT_CAMERA_TARGET,
+        INSTRUCTION,
+        RENDER_MESH_CELL_M,
+        So101PickPlace,
+    )
 
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
-              "seed": args.seed, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET]}  # fmt: skip
+              "seed": args.seed, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
+              "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:
         stage(f"1/5 record: cached, {len(hit['episodes'])} bags in {directory / 'bags'}")
