@@ -1,7 +1,7 @@
 """Does a policy's vision tower see where the block is? A linear probe on its image tokens, SO-101 scenes.
 
 Separates "the image tokens do not hold the block's position" from "the policy does not learn to use it" (README,
-"What limits it"). Scenes are rendered as the image benchmark renders them (the front camera, ``--image-size``):
+"Closed loop"). Scenes are rendered as the image benchmark renders them (the front camera, ``--image-size``):
 each a fresh held-out seed after 0 to ``--max-expert-steps`` scripted-expert steps, so the arm is anywhere between
 its start pose and the grasp. Per feature set (the frame's raw pixels, each ``--policy`` checkpoint's image tokens,
 and the same tower randomly initialised), a ridge regression (regularisation chosen on a validation split) maps the
@@ -24,7 +24,7 @@ from transformers import AutoModelForImageTextToText
 
 from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
 from faster_core.embodiment import Embodiment
-from faster_core.policy.backbone import Backbone
+from faster_core.policy.backbone import Backbone, _wrap
 from faster_core.policy.modeling import FASTerVLA
 from faster_core.policy.processing import FASTerProcessor, Sample
 
@@ -69,13 +69,7 @@ def image_tokens(backbone: Backbone, processor: FASTerProcessor, frames: np.ndar
 def randomly_initialised(backbone: Backbone) -> Backbone:
     """The same architecture and preprocessing with fresh random weights: what training started from."""
     model = AutoModelForImageTextToText.from_config(backbone.model.config, dtype=backbone.model.dtype)
-    return type(backbone)(
-        model.eval(),
-        backbone.text_tokenizer,
-        image_size=backbone.image_size,
-        image_mean=backbone.image_mean,
-        image_std=backbone.image_std,
-    )
+    return _wrap(model, backbone.text_tokenizer, backbone.image_size, backbone.image_mean, backbone.image_std)
 
 
 def probe_errors(features: np.ndarray, targets: np.ndarray, train: np.ndarray, validation: np.ndarray,
