@@ -6,22 +6,24 @@ and options are unchanged):
 1. record: ``sim_robot mode:=expert`` + ``episode_recorder``; per episode ``/sim_robot/reset``, then
    ``/episode_recorder/start`` as soon as the reset's outcome arrives (before the new episode's first frame is
    rendered), ``/episode_recorder/stop`` with the success of the episode's ``/sim_robot/outcome``: one mcap bag per
-   episode, checked to start with that episode's first observation (else recorded again);
+   episode, checked to start with that episode's first observation (else recorded again); ``--record-jobs`` pairs
+   record side by side in real time, each on a ROS domain and a seed range of its own;
 2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic);
 3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset;
 4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
    augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
 5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true
-   replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..; recorded episodes use ``--seed`` + odd
-   offsets);
+   replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..; recorded episodes use odd offsets
+   from each shard's first seed, ``--seed`` for the first, all checked to stay below ``--eval-seed``);
 6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
    detokenize, total, from ``/policy_node/status``, one sample per computed chunk) and training minutes.
 
     source env.sh && ROS_DOMAIN_ID=173 python bench/closed_loop.py --episodes 24 --eval-episodes 5
 
 Every node runs as its own process (logs under ``--out``/logs) on the caller's ROS_DOMAIN_ID (a random one in
-150-199 if unset), loopback-only discovery required. torch runs ``--threads`` intra-op threads in this process and
-in the nodes (default 1: on a shared 2-core machine two spinning OpenMP threads make training many times slower).
+150-199 if unset; recording shard k on that + k), loopback-only discovery required. torch runs ``--threads``
+intra-op threads in this process and in the nodes (default 1: on a shared 2-core machine two spinning OpenMP
+threads make training many times slower).
 Exit status: 0 when every stage finished, 1 when a stage failed, 130 when interrupted; every started process is
 stopped with SIGINT, then killed after a timeout, on every path.
 """
@@ -38,8 +40,11 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,7 @@ import numpy as np
 import rclpy
 import torch
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
@@ -62,6 +68,7 @@ KINDS = ("fastervq", "fast", "bins")
 LABELS = {"fastervq": "FASTerVQ", "fast": "FAST", "bins": "bins"}
 BACKBONE = "tiny-paligemma"
 STOP_TIMEOUT_S = 15.0  # SIGINT, then kill
+MAX_DOMAIN_ID = 232  # the largest ROS_DOMAIN_ID DDS maps to ports
 
 
 def _interrupt(*_: object) -> None:
@@ -72,9 +79,11 @@ def _interrupt(*_: object) -> None:
 class Nodes:
     """ROS nodes as child processes; on exit (any exit) SIGINT to each, then kill after a timeout."""
 
-    def __init__(self, log_dir: Path, threads: int):
+    def __init__(self, log_dir: Path, threads: int, domain_id: int | None = None):
         self.log_dir = log_dir
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        if domain_id is not None:
+            self.env["ROS_DOMAIN_ID"] = str(domain_id)
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs: list[Any] = []
 
@@ -115,19 +124,23 @@ class Nodes:
 
 
 class Ros:
-    """This process's node: spin until a condition holds, call services, while watching the child processes."""
+    """This process's node in one ROS context: spin until a condition holds, call services, while watching the
+    child processes (and ``stop``, set when another recording shard failed or the run was interrupted)."""
 
-    def __init__(self, name: str, nodes: Nodes):
-        self.node = rclpy.create_node(name)
-        self.executor = SingleThreadedExecutor()
+    def __init__(self, name: str, nodes: Nodes, context: rclpy.Context, stop: threading.Event):
+        self.node = rclpy.create_node(name, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.nodes = nodes
+        self.stop = stop
 
     def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 raise StageError(f"timed out after {timeout:g} s waiting for {what}")
+            if self.stop.is_set():
+                raise StageError(f"stopped while waiting for {what}")
             self.nodes.check()
             self.executor.spin_once(timeout_sec=0.02)
 
@@ -147,9 +160,12 @@ class Ros:
 
 
 @contextlib.contextmanager
-def _ros_session(name: str, nodes: Nodes):
-    with rclpy.init():
-        ros = Ros(name, nodes)
+def _ros_session(name: str, nodes: Nodes, domain_id: int | None = None, stop: threading.Event | None = None):
+    """A context of its own (on ``domain_id``, default ROS_DOMAIN_ID), so recording shards can run in threads; no
+    rclpy signal handlers: Ctrl-C is a KeyboardInterrupt in the main thread, which stops the shards."""
+    context = rclpy.Context()
+    with rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO):
+        ros = Ros(name, nodes, context, stop or threading.Event())
         try:
             yield ros
         finally:
@@ -158,34 +174,91 @@ def _ros_session(name: str, nodes: Nodes):
 
 # ------------------------------------------------------------------------------------------------ 1. recording
 def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from faster_core.data.sim.so101 import (
-        FRONT_CAMERA_POSITION,
-        FRONT_CAMERA_TARGET,
-        INSTRUCTION,
-        RENDER_MESH_CELL_M,
-        So101PickPlace,
-    )
+    """``--record-jobs`` shards record at once, each a sim_robot + episode_recorder pair on a ROS domain of its own
+    (ROS_DOMAIN_ID + shard), driven by a thread of this process: the simulator runs in real time, as a robot does, so
+    pairs side by side multiply the episodes per minute until the CPU is full (then frames come late and bags are
+    recorded again or split by the converter: both counted)."""
+    from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, RENDER_MESH_CELL_M
 
+    jobs = args.record_jobs
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
-              "seed": args.seed, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
+              "seed": args.seed, "jobs": jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:
         stage(f"1/5 record: cached, {len(hit['episodes'])} bags in {directory / 'bags'}")
         return {"config": config, **hit}
-    stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder")
-    bags = directory / "bags"
+    shards = _shards(args)
+    stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder, "
+          f"{jobs} pair(s) at once")  # fmt: skip
     started = time.monotonic()
+    stop = threading.Event()
+    bar = tqdm(total=args.episodes, desc="recording", unit="episode")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_record_shard, out, shard, args, bar, stop) for shard in shards]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # after a failure or an interrupt the other shards stop their nodes and return
+    bar.close()
+    results = [f.result() for f in futures]  # raises the first shard's error
+    episodes = [episode for shard_episodes, _ in results for episode in shard_episodes]
+    late = sum(shard_late for _, shard_late in results)
+    minutes = (time.monotonic() - started) / 60
+    result = {"episodes": episodes, "minutes": minutes, "rerecorded": late}
+    print(f"recorded {len(episodes)} bags, {sum(e['success'] for e in episodes)} successful, in {minutes:.1f} min "
+          f"({late} recorded again)")  # fmt: skip
+    return {"config": config, **finish(directory, config, result)}
+
+
+@dataclass(frozen=True)
+class _Shard:
+    index: int
+    episodes: int  # to record
+    seed: int  # sim_robot's first seed; the shard records seed + 1, seed + 3, ... (a reset skips one)
+    attempts: int  # episodes it may try, recordings out of sync included
+    domain_id: int
+
+
+def _shards(args: argparse.Namespace) -> list[_Shard]:
+    """Episodes split evenly; seed ranges that cannot overlap, checked to stay below the evaluation seeds."""
+    base_domain = int(os.environ["ROS_DOMAIN_ID"])
+    if base_domain + args.record_jobs - 1 > MAX_DOMAIN_ID:
+        raise StageError(f"ROS_DOMAIN_ID {base_domain} + {args.record_jobs} recording shards passes {MAX_DOMAIN_ID}")
+    shards, seed = [], args.seed
+    for index in range(args.record_jobs):
+        episodes = args.episodes // args.record_jobs + (index < args.episodes % args.record_jobs)
+        attempts = 2 * episodes + 5
+        shards.append(_Shard(index, episodes, seed, attempts, base_domain + index))
+        seed += 2 * attempts + 2
+    if seed > args.eval_seed:
+        raise StageError(f"recording may use seeds up to {seed}, past --eval-seed {args.eval_seed}: held-out "
+                         "evaluation scenes would be recorded; raise --eval-seed")  # fmt: skip
+    return shards
+
+
+def _record_shard(
+    out: Path, shard: _Shard, args: argparse.Namespace, bar: tqdm, stop: threading.Event
+) -> tuple[list[dict[str, Any]], int]:
+    """One sim_robot + episode_recorder pair records ``shard.episodes`` episodes; returns them and how many bags
+    were recorded again because they did not start with their episode's first observation."""
+    from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
+
+    bags = out / "record" / "bags" / f"shard_{shard.index}"
     episodes: list[dict[str, Any]] = []
     late = 0
-    with Nodes(out / "logs" / "record", args.threads) as nodes, _ros_session("bench_record", nodes) as ros:
+    log_dir = out / "logs" / "record" / f"shard_{shard.index}"
+    with (
+        Nodes(log_dir, args.threads, shard.domain_id) as nodes,
+        _ros_session(f"bench_record_{shard.index}", nodes, shard.domain_id, stop) as ros,
+    ):
         robot = ["mode", "expert", "clock", "realtime", "max_steps", args.max_steps, "image_size", args.image_size,
-                 "seed", args.seed]  # fmt: skip
+                 "seed", shard.seed]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
         nodes.start("episode_recorder", "episode_recorder", ["output_dir", bags.resolve()])
         outcomes: list[dict[str, Any]] = []
         spec = Embodiment.from_yaml(resolve_config(EMBODIMENT))
-        reference = So101PickPlace(spec, args.seed)  # no cameras: the initial joint positions of each seed
+        reference = So101PickPlace(spec, shard.seed)  # no cameras: the initial joint positions of each seed
 
         def home(seed: int) -> np.ndarray:
             reference.reset(seed)
@@ -193,14 +266,13 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
 
         ros.node.create_subscription(String, "/sim_robot/outcome", lambda m: outcomes.append(json.loads(m.data)), 10)
         start = ros.client(StartEpisode, "/episode_recorder/start")
-        stop = ros.client(StopEpisode, "/episode_recorder/stop")
+        stop_recording = ros.client(StopEpisode, "/episode_recorder/stop")
         reset = ros.client(Trigger, "/sim_robot/reset")
         camera_topic = spec.cameras[0].topic
         ros.spin_until(lambda: ros.node.count_subscribers(camera_topic) >= 1, 60, f"the recorder on {camera_topic}")
         _spin_for(ros, 1.0)  # let the recorder's subscriptions match the simulator's publishers
-        bar = tqdm(total=args.episodes, desc="recording", unit="episode")
-        for _attempt in range(2 * args.episodes + 5):
-            if len(episodes) >= args.episodes:
+        for _attempt in range(shard.attempts):
+            if len(episodes) >= shard.episodes:
                 break
             # The reset outcome goes out when the simulator begins the reset, before its env reset and the first
             # frame of the new episode (rendering takes most of a control period), and nothing of the old episode
@@ -214,28 +286,25 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
                 raise StageError(f"/episode_recorder/start refused: {response.message}")
             ros.spin_until(resetting.done, 30, "the response of /sim_robot/reset")
             outcome = _await_outcome(ros, outcomes, first, recorded, args.max_steps * 0.2 + 30)
-            stopped = ros.call(stop, StopEpisode.Request(task_success=bool(outcome["success"])))
+            stopped = ros.call(stop_recording, StopEpisode.Request(task_success=bool(outcome["success"])))
             if not stopped.success:
                 raise StageError(f"/episode_recorder/stop refused: {stopped.message}")
             bag = Path(stopped.bag_path)
-            if not _starts_clean(bag, spec, home(args.seed + recorded)):
+            if not _starts_clean(bag, spec, home(shard.seed + recorded)):
                 late += 1
                 shutil.rmtree(bag, ignore_errors=True)
-                bar.write(f"episode {recorded}: the bag does not start with its first observation; recording another")
+                bar.write(f"shard {shard.index}, episode {recorded}: the bag does not start with its first "
+                          "observation; recording another")  # fmt: skip
                 continue
-            episodes.append({"bag": str(bag), "seed": args.seed + recorded, "success": bool(outcome["success"]),
+            episodes.append({"bag": str(bag), "seed": shard.seed + recorded, "success": bool(outcome["success"]),
                              "steps": outcome["steps"], "reason": outcome["reason"],
                              "messages": stopped.messages_recorded})  # fmt: skip
             bar.update()
-            bar.set_postfix(successes=sum(e["success"] for e in episodes))
-        bar.close()
         reference.close()
-    if len(episodes) < args.episodes:
-        raise StageError(f"recorded {len(episodes)} of {args.episodes} episodes ({late} out of sync)")
-    minutes = (time.monotonic() - started) / 60
-    result = {"episodes": episodes, "minutes": minutes, "rerecorded": late}
-    print(f"recorded {len(episodes)} bags, {sum(e['success'] for e in episodes)} successful, in {minutes:.1f} min")
-    return {"config": config, **finish(directory, config, result)}
+    if len(episodes) < shard.episodes:
+        raise StageError(f"shard {shard.index} recorded {len(episodes)} of {shard.episodes} episodes "
+                         f"({late} out of sync)")  # fmt: skip
+    return episodes, late
 
 
 def _ns(message) -> int:
@@ -591,17 +660,18 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     recorded = record(out, args)
     data = convert(out, recorded)
-    results: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
-    stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in KINDS) + f" (FAST scale {args.fast_scale:g})")
-    for kind in KINDS:
+    kinds = args.tokenizers
+    results: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
+    stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in kinds) + f" (FAST scale {args.fast_scale:g})")
+    for kind in kinds:
         results[kind]["tokenizer"] = fit_tokenizer(out, kind, data, args)
     stage(f"4/5 policies: FASTerVLA ({BACKBONE}), {args.policy_steps} steps each, seed {args.seed}, "
           f"{args.jobs} at a time")  # fmt: skip
-    policies = train_all(out, {kind: results[kind]["tokenizer"] for kind in KINDS}, data, args)
-    for kind in KINDS:
+    policies = train_all(out, {kind: results[kind]["tokenizer"] for kind in kinds}, data, args)
+    for kind in kinds:
         results[kind]["policy"] = policies[kind]
     stage(f"5/5 evaluate: {args.eval_episodes} lock-step episodes each (seeds from {args.eval_seed + 1})")
-    for kind in KINDS:
+    for kind in kinds:
         results[kind]["eval"] = evaluate(out, kind, results[kind]["policy"], args)
     text = table(results, data, args)
     minutes = {"record": recorded["minutes"], "convert": data["minutes"]}
@@ -618,10 +688,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench_closed_loop"))
     parser.add_argument("--episodes", type=int, default=24, help="expert episodes to record")
+    parser.add_argument(
+        "--record-jobs", type=int, default=2, help="sim_robot + episode_recorder pairs recording at once"
+    )
     parser.add_argument("--eval-episodes", type=int, default=5, help="lock-step episodes per policy")
     parser.add_argument("--tokenizer-steps", type=int, default=800, help="FASTerVQ fitting steps")
     parser.add_argument("--policy-steps", type=int, default=600, help="training steps per policy")
     parser.add_argument("--max-steps", type=int, default=120, help="simulator steps (0.1 s) per episode")
+    parser.add_argument(
+        "--tokenizers", nargs="+", choices=KINDS, default=list(KINDS), help="the twins to fit, train and evaluate"
+    )
     parser.add_argument("--fast-scale", type=float, default=10.0, help="FAST DCT rounding scale (one scale)")
     parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")
     parser.add_argument("--batch-size", type=int, default=8)

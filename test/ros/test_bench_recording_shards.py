@@ -1,0 +1,56 @@
+"""bench/closed_loop.py's recording shards: each on its own ROS domain and seed range, none reaching the held-out
+evaluation seeds (a scene recorded for training must never be scored as unseen)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+import pytest
+
+from repo_paths import REPO
+
+pytest.importorskip("rclpy")
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def closed_loop():
+    spec = importlib.util.spec_from_file_location("closed_loop", REPO / "bench" / "closed_loop.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def _args(**overrides) -> argparse.Namespace:
+    return argparse.Namespace(**{"episodes": 10, "record_jobs": 3, "seed": 0, "eval_seed": 10_000, **overrides})
+
+
+def _seeds_a_shard_may_record(shard) -> set[int]:
+    # sim_robot starts at shard.seed; each attempt resets one episode away and records the next one.
+    return {shard.seed + 2 * attempt + 1 for attempt in range(shard.attempts)}
+
+
+def test_shards_split_episodes_and_never_share_a_seed_or_domain(closed_loop, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    shards = closed_loop._shards(_args())
+    assert [s.episodes for s in shards] == [4, 3, 3]
+    assert [s.domain_id for s in shards] == [150, 151, 152]
+    ranges = [_seeds_a_shard_may_record(s) for s in shards]
+    assert all(not (a & b) for i, a in enumerate(ranges) for b in ranges[i + 1 :])
+    assert max(max(r) for r in ranges) < 10_000
+
+
+def test_recording_seeds_reaching_the_evaluation_seeds_are_refused(closed_loop, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    with pytest.raises(closed_loop.StageError, match="--eval-seed"):
+        closed_loop._shards(_args(episodes=3000, record_jobs=1, eval_seed=10_000))
+
+
+def test_shards_past_the_last_domain_are_refused(closed_loop, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "231")
+    with pytest.raises(closed_loop.StageError, match="ROS_DOMAIN_ID 231"):
+        closed_loop._shards(_args())
