@@ -176,8 +176,9 @@ def _ros_session(name: str, nodes: Nodes, domain_id: int | None = None, stop: th
 def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``--record-jobs`` shards record at once, each a sim_robot + episode_recorder pair on a ROS domain of its own
     (ROS_DOMAIN_ID + shard), driven by a thread of this process: the simulator runs in real time, as a robot does, so
-    pairs side by side multiply the episodes per minute until the CPU is full (then frames come late and bags are
-    recorded again or split by the converter: both counted)."""
+    pairs side by side multiply the episodes per minute until the CPU is full; then the simulator falls behind its
+    clock and the converter's control-rate ticks repeat or skip observations (the convert stage prints simulator
+    minus converted steps per episode: 1 for every episode when one pair records alone)."""
     from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, RENDER_MESH_CELL_M
 
     jobs = args.record_jobs
