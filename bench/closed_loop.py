@@ -181,9 +181,8 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     minus converted steps per episode: 1 for every episode when one pair records alone)."""
     from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, RENDER_MESH_CELL_M
 
-    jobs = args.record_jobs
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
-              "seed": args.seed, "jobs": jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
+              "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:
@@ -191,11 +190,11 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         return {"config": config, **hit}
     shards = _shards(args)
     stage(f"1/5 record: {args.episodes} expert episodes through sim_robot (mode:=expert) + episode_recorder, "
-          f"{jobs} pair(s) at once")  # fmt: skip
+          f"{len(shards)} pair(s) at once")  # fmt: skip
     started = time.monotonic()
     stop = threading.Event()
     bar = tqdm(total=args.episodes, desc="recording", unit="episode")
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=len(shards)) as pool:
         futures = [pool.submit(_record_shard, out, shard, args, bar, stop) for shard in shards]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -222,13 +221,17 @@ class _Shard:
 
 
 def _shards(args: argparse.Namespace) -> list[_Shard]:
-    """Episodes split evenly; seed ranges that cannot overlap, checked to stay below the evaluation seeds."""
+    """Episodes split evenly (no shard without any); seed ranges that cannot overlap, checked to stay below the
+    evaluation seeds."""
+    if args.record_jobs < 1:
+        raise StageError(f"--record-jobs must be at least 1, got {args.record_jobs}")
+    count = min(args.record_jobs, args.episodes)
     base_domain = int(os.environ["ROS_DOMAIN_ID"])
-    if base_domain + args.record_jobs - 1 > MAX_DOMAIN_ID:
-        raise StageError(f"ROS_DOMAIN_ID {base_domain} + {args.record_jobs} recording shards passes {MAX_DOMAIN_ID}")
+    if base_domain + count - 1 > MAX_DOMAIN_ID:
+        raise StageError(f"ROS_DOMAIN_ID {base_domain} + {count} recording shards passes {MAX_DOMAIN_ID}")
     shards, seed = [], args.seed
-    for index in range(args.record_jobs):
-        episodes = args.episodes // args.record_jobs + (index < args.episodes % args.record_jobs)
+    for index in range(count):
+        episodes = args.episodes // count + (index < args.episodes % count)
         attempts = 2 * episodes + 5
         shards.append(_Shard(index, episodes, seed, attempts, base_domain + index))
         seed += 2 * attempts + 2

@@ -54,3 +54,10 @@ def test_shards_past_the_last_domain_are_refused(closed_loop, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", "231")
     with pytest.raises(closed_loop.StageError, match="ROS_DOMAIN_ID 231"):
         closed_loop._shards(_args())
+
+
+def test_no_shard_is_left_without_episodes(closed_loop, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    assert [s.episodes for s in closed_loop._shards(_args(episodes=2, record_jobs=3))] == [1, 1]
+    with pytest.raises(closed_loop.StageError, match="--record-jobs"):
+        closed_loop._shards(_args(record_jobs=0))
