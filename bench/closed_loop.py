@@ -197,11 +197,13 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=len(shards)) as pool:
         futures = [pool.submit(_record_shard, out, shard, args, bar, stop) for shard in shards]
         try:
-            wait(futures, return_when=FIRST_EXCEPTION)
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         finally:
             stop.set()  # after a failure or an interrupt the other shards stop their nodes and return
     bar.close()
-    results = [f.result() for f in futures]  # raises the first shard's error
+    for future in done:  # the shard that failed first names the cause; the others only report being stopped
+        future.result()
+    results = [f.result() for f in futures]
     episodes = [episode for shard_episodes, _ in results for episode in shard_episodes]
     late = sum(shard_late for _, shard_late in results)
     minutes = (time.monotonic() - started) / 60

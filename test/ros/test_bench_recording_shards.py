@@ -61,3 +61,19 @@ def test_no_shard_is_left_without_episodes(closed_loop, monkeypatch):
     assert [s.episodes for s in closed_loop._shards(_args(episodes=2, record_jobs=3))] == [1, 1]
     with pytest.raises(closed_loop.StageError, match="--record-jobs"):
         closed_loop._shards(_args(record_jobs=0))
+
+
+def test_the_shard_that_failed_first_names_the_error(closed_loop, monkeypatch, tmp_path):
+    """Shard 0 is still recording when shard 1 fails; shard 0 then stops too, but its 'stopped' is not the cause."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+
+    def record_shard(out, shard, args, bar, stop):
+        if shard.index == 1:
+            raise closed_loop.StageError("sim_robot exited with status 1")
+        assert stop.wait(timeout=10)
+        raise closed_loop.StageError("stopped while waiting for the outcome of episode 3")
+
+    monkeypatch.setattr(closed_loop, "_record_shard", record_shard)
+    args = _args(record_jobs=2, max_steps=120, image_size=64)
+    with pytest.raises(closed_loop.StageError, match="sim_robot exited"):
+        closed_loop.record(tmp_path, args)
