@@ -426,7 +426,9 @@ def _token_counts(tokenizer_dir: Path, data: str) -> dict[str, Any]:
     if getattr(tokenizer, "fixed_length", True):
         return {"tokens_mean": float(tokenizer.tokens_per_chunk), "tokens_max": int(tokenizer.tokens_per_chunk)}
     dataset = EpisodeDataset(data)
-    chunks = action_chunks(dataset, range(len(dataset)), tokenizer.config.chunk_length)
+    chunks = action_chunks(
+        dataset, range(len(dataset)), tokenizer.config.chunk_length, action_mode=tokenizer.config.action_mode
+    )
     lengths = [len(tokens) for tokens in tokenizer.encode(chunks)]
     return {"tokens_mean": float(np.mean(lengths)), "tokens_max": int(max(lengths))}
 

@@ -46,7 +46,6 @@ from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED
 
-ACTION_MODES = ("absolute", "delta")
 STATE_NAMES = {
     PolicyStatus.STATE_IDLE: "idle",
     PolicyStatus.STATE_RUNNING: "running",
@@ -97,8 +96,6 @@ class PolicyNode(Node):
         spec = self.embodiment = declare_embodiment(self)
         horizon = spec.chunk_length
         self._declare_parameters(horizon)
-        if self._param("action_mode") not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {self._param('action_mode')!r}")
 
         self._lock = threading.Lock()  # input caches, schedule and counters
         self._command_lock = threading.Lock()  # one trajectory decision at a time (timer and inference thread)
@@ -162,13 +159,6 @@ class PolicyNode(Node):
         self.declare_parameter("seed", 0, _descriptor("seed for sampling action codes", read_only=True))
         self.declare_parameter(
             "cameras.compressed", False, _descriptor("subscribe to <topic>/compressed", read_only=True)
-        )
-        self.declare_parameter(
-            "action_mode",
-            "absolute",
-            _descriptor(
-                "absolute joint targets, or delta: targets = joint state at observation + action", read_only=True
-            ),
         )
         self.declare_parameter(
             "execution_horizon",
@@ -235,6 +225,9 @@ class PolicyNode(Node):
         if mismatch:
             self._fail(f"policy {path} does not fit this robot: {mismatch}")
             return
+        self.get_logger().info(
+            f"policy {path}: {policy.tokenizer.kind} tokens, {policy.tokenizer.config.action_mode} actions"
+        )
         self._policy = policy
 
     def _mismatch(self, trained) -> str:
@@ -405,7 +398,7 @@ class PolicyNode(Node):
                 instruction=observation.instruction,
                 generator=self._generator,
             )
-            targets = self._targets(np.asarray(result.actions, dtype=np.float64), observation.state)
+            targets = self._targets(np.asarray(result.actions, dtype=np.float64))
         except Exception as error:  # a model failure holds the robot; the node stays up
             self._model_failed(f"model error: {error}")
             return
@@ -438,7 +431,8 @@ class PolicyNode(Node):
             self.get_logger().error(reason, throttle_duration_sec=5.0)
             self._hold(PolicyStatus.STATE_HOLDING, reason)
 
-    def _targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+    def _targets(self, actions: np.ndarray) -> np.ndarray:
+        """The policy's absolute joint targets (a delta-mode policy adds the observed state itself), checked."""
         spec = self.embodiment
         if actions.shape != (spec.chunk_length, spec.dof):
             raise ValueError(
@@ -446,7 +440,7 @@ class PolicyNode(Node):
             )
         if not np.all(np.isfinite(actions)):
             raise ValueError("policy returned NaN/inf actions")
-        return state + actions if self._param("action_mode") == "delta" else actions
+        return actions
 
     def _chunk_message(self, observation: _Observation, targets: np.ndarray, result) -> ActionChunk:
         spec = self.embodiment

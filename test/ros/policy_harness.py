@@ -122,8 +122,10 @@ class Rig:
         self.io.destroy_node()
 
 
-def save_tiny_policy(spec: Embodiment, path) -> None:
-    """A random-init FASTerVLA (tiny PaliGemma, tiny FASTerVQ) for ``spec``, saved as a node loads it."""
+def save_tiny_policy(spec: Embodiment, path, *, delta_bound: float = 0.0) -> None:
+    """A random-init FASTerVLA (tiny PaliGemma, tiny FASTerVQ) for ``spec``, saved as a node loads it.
+
+    With ``delta_bound`` its tokenizer holds delta actions within +-delta_bound of the observed state."""
     import torch
 
     from faster_core.policy import BackboneConfig, FASTerVLA, FASTerVLAConfig
@@ -132,6 +134,8 @@ def save_tiny_policy(spec: Embodiment, path) -> None:
 
     torch.manual_seed(0)
     bounds = {"q01": tuple(spec.limits.position_lower.tolist()), "q99": tuple(spec.limits.position_upper.tolist())}
+    if delta_bound:
+        bounds = {"q01": (-delta_bound,) * spec.dof, "q99": (delta_bound,) * spec.dof, "action_mode": "delta"}
     tokenizer = FASTerVQ(fastervq_config(spec, codebook_size=16, latent_dim=4, width=16, heads=2, **bounds)).eval()
     config = FASTerVLAConfig(backbone=BackboneConfig(source="tiny-paligemma", image_size=32))
     FASTerVLA(embodiment=spec, tokenizer=tokenizer, config=config).save_pretrained(path)

@@ -254,9 +254,17 @@ def test_a_checkpoint_for_another_robot_is_refused(make_rig, tmp_path):
     assert not rig.trajectories
 
 
-def test_an_unknown_action_mode_refuses_to_start(make_rig):
-    with pytest.raises(ValueError, match="action_mode must be one of"):
-        make_rig("single_arm", "action_mode:=relative")
+def test_a_delta_checkpoint_commands_targets_around_the_observed_state(make_rig, tmp_path):
+    """The checkpoint's tokenizer says its actions are deltas; the robot still receives absolute joint targets."""
+    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+    save_tiny_policy(spec, tmp_path / "policy", delta_bound=0.01)
+    rig = make_rig("single_arm", f"policy_path:={tmp_path / 'policy'}", "blend_steps:=0", policy=False)
+    limits = spec.limits  # three quarters up each joint's range: away from zero, where +-0.01 absolute targets lie
+    rig.position = limits.position_lower + 0.75 * (limits.position_upper - limits.position_lower)
+    start_running(rig)
+    for trajectory in rig.running_trajectories()[-3:]:
+        positions = np.array([point.positions for point in trajectory.points])
+        assert np.abs(positions - rig.position).max() <= 0.01 + 1e-6
 
 
 def test_a_chunk_from_before_an_instruction_change_is_never_executed(make_rig):

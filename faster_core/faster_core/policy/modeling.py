@@ -1,5 +1,7 @@
 """FASTerVLA (paper §3.2): a VLM backbone encodes the observation once, an action expert decodes action tokens
-block by block (BAR), and the action tokenizer turns them into a chunk in robot units.
+block by block (BAR), and the action tokenizer turns them into a chunk in robot units. A tokenizer fitted on delta
+chunks (``faster_core.data.chunks``) makes the policy learn actions relative to the observed state; ``predict``
+adds the state back, so it returns absolute joint targets whatever the mode.
 
 A saved policy is one directory, safetensors and JSON only::
 
@@ -28,6 +30,7 @@ import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from faster_core.data.chunks import from_action_mode
 from faster_core.embodiment import Embodiment
 from faster_core.policy.backbone import Backbone, Prefix, load_backbone
 from faster_core.policy.bar import (
@@ -69,7 +72,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class PolicyOutput:
-    actions: np.ndarray  # [H, D] robot units, clipped to the tokenizer's [-1, 1] normalised range
+    actions: np.ndarray  # [H, D] absolute joint targets, robot units, in the tokenizer's range (delta: of the state)
     codes: np.ndarray  # FASTerVQ: [N_c, C_h, C_a]; other tokenizers: their flat token ids
     timing: Timing
     forward_passes: int  # action-expert passes: J = ceil(N / B) for fixed-length tokenizers
@@ -254,7 +257,8 @@ class FASTerVLA(nn.Module):
         return Generation(tokens, finished.tolist(), self.expert.forward_passes - passes_before)
 
     def detokenize(self, generation: Generation) -> np.ndarray:
-        """Generated tokens -> actions [B, H, D] in robot units; ActionDecodeError names what went wrong."""
+        """Generated tokens -> actions [B, H, D] in robot units and the tokenizer's action mode; ActionDecodeError
+        names what went wrong."""
         for index, complete in enumerate(generation.complete):
             if not complete:
                 raise ActionDecodeError(
@@ -290,7 +294,8 @@ class FASTerVLA(nn.Module):
             encoded = self._clock()
             generation = self.decode(prefix, block_size=block_size, greedy=greedy, generator=generator)
             decoded = self._clock()
-            actions = self.detokenize(generation)[0]
+            modal = self.detokenize(generation)
+            actions = from_action_mode(modal, np.asarray(state, np.float32)[None], self.tokenizer.config.action_mode)[0]
             done = self._clock()
         finally:
             self.train(was_training)

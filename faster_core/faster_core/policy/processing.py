@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from faster_core.data.chunks import to_action_mode
 from faster_core.embodiment import Embodiment
 from faster_core.policy.backbone import TextTokenizer
 from faster_core.policy.bar import ActionVocabulary
@@ -37,7 +38,7 @@ class PolicyBatch:
     text_ids: Tensor  # [B, L] prompt tokens, right-padded
     text_mask: Tensor  # [B, L] bool
     action_tokens: Tensor | None = None  # [B, N] expert ids; variable-length chunks padded with -1
-    actions: Tensor | None = None  # [B, H, D] robot units
+    actions: Tensor | None = None  # [B, H, D] robot units, in the tokenizer's action mode (what it tokenized)
 
     def to(self, device: torch.device | str) -> PolicyBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -158,6 +159,8 @@ class FASTerProcessor:
                 got = None if sample.actions is None else list(np.shape(sample.actions))
                 raise ValueError(f"sample {index}: actions must be {list(shape)} (H, D) in robot units, got {got}")
         actions = np.stack([np.asarray(s.actions, dtype=np.float32) for s in samples])
+        states = np.stack([np.asarray(s.state, dtype=np.float32) for s in samples])
+        actions = to_action_mode(actions, states, self.tokenizer.config.action_mode)
         ids = [self.vocabulary.to_expert(t) for t in self.tokenizer.tokenize(actions)]
         tokens = torch.full((len(ids), max(map(len, ids))), -1, dtype=torch.long)
         for row, chunk in enumerate(ids):

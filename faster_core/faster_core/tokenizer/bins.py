@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faster_core.data.chunks import check_action_mode
 from faster_core.tokenizer.interface import check_actions, config_from_dict, read_config, write_config
 from faster_core.tokenizer.normalize import normalize, quantile_stats, unnormalize
 
@@ -25,6 +26,10 @@ class BinConfig:
     q01: tuple[float, ...]
     q99: tuple[float, ...]
     bins: int = 256
+    action_mode: str = "absolute"  # the chunks it was fitted on: "absolute" targets or "delta" (minus the state)
+
+    def __post_init__(self):
+        check_action_mode(self.action_mode)
 
 
 class BinTokenizer:
@@ -35,14 +40,15 @@ class BinTokenizer:
         self._q01, self._q99 = np.asarray(config.q01), np.asarray(config.q99)
 
     @classmethod
-    def fit(cls, chunks: np.ndarray, *, bins: int = 256) -> BinTokenizer:
-        """Fit q01/q99 on chunks [N, H, D] in robot units."""
+    def fit(cls, chunks: np.ndarray, *, bins: int = 256, action_mode: str = "absolute") -> BinTokenizer:
+        """Fit q01/q99 on chunks [N, H, D] in robot units, in ``action_mode`` (``faster_core.data.chunks``)."""
         chunks = np.asarray(chunks)
         if chunks.ndim != 3:
             raise ValueError(f"chunks must have shape [N, H, D], got {list(chunks.shape)}")
         chunks, _ = check_actions(chunks, chunk_length=chunks.shape[1], action_dim=chunks.shape[2])
         q01, q99 = quantile_stats(chunks)
-        return cls(BinConfig(chunk_length=chunks.shape[1], action_dim=chunks.shape[2], q01=q01, q99=q99, bins=bins))
+        shape = {"chunk_length": chunks.shape[1], "action_dim": chunks.shape[2]}
+        return cls(BinConfig(**shape, q01=q01, q99=q99, bins=bins, action_mode=action_mode))
 
     @property
     def vocab_size(self) -> int:

@@ -14,19 +14,25 @@ from pathlib import Path
 import numpy as np
 
 from faster_core.data import EpisodeDataset, action_chunks
+from faster_core.data.chunks import ACTION_MODES
 from faster_core.embodiment import Embodiment
 
 
 def load_split_chunks(
-    data: str | os.PathLike, embodiment: Embodiment, *, validation: float = 0.1, seed: int = 0
+    data: str | os.PathLike,
+    embodiment: Embodiment,
+    *,
+    validation: float = 0.1,
+    seed: int = 0,
+    action_mode: str = "absolute",
 ) -> dict[str, np.ndarray]:
     """Training and validation chunks [N, H, D] of a dataset whose joints are the embodiment's."""
     dataset = EpisodeDataset(data)
     dataset.check_fits(embodiment, cameras=False, rate=False)  # chunks of H actions, whatever their period
     split = dataset.split(validation, seed)
     return {
-        "train": action_chunks(dataset, split.train, embodiment.chunk_length),
-        "val": action_chunks(dataset, split.validation, embodiment.chunk_length),
+        name: action_chunks(dataset, episodes, embodiment.chunk_length, action_mode=action_mode)
+        for name, episodes in (("train", split.train), ("val", split.validation))
     }
 
 
@@ -36,7 +42,8 @@ def _embodiment(args: argparse.Namespace) -> Embodiment:
 
 def _fit(args: argparse.Namespace) -> int:
     embodiment = _embodiment(args)
-    chunks = load_split_chunks(args.data, embodiment, validation=args.validation, seed=args.seed)
+    mode = args.action_mode
+    chunks = load_split_chunks(args.data, embodiment, validation=args.validation, seed=args.seed, action_mode=mode)
     if args.kind == "fastervq":
         from faster_core.tokenizer.presets import fastervq_config
         from faster_core.tokenizer.train import fit_tokenizer
@@ -44,7 +51,7 @@ def _fit(args: argparse.Namespace) -> int:
         result = fit_tokenizer(
             chunks["train"],
             chunks["val"] if len(chunks["val"]) else None,
-            fastervq_config(embodiment, size=args.size),
+            fastervq_config(embodiment, size=args.size, action_mode=mode),
             args.out,
             steps=args.steps,
             batch_size=args.batch_size,
@@ -57,17 +64,17 @@ def _fit(args: argparse.Namespace) -> int:
     elif args.kind == "fast":
         from faster_core.tokenizer.fast import FASTTokenizer
 
-        tokenizer = FASTTokenizer.fit(chunks["train"], scale=args.scale, vocab_size=args.vocab_size)
+        tokenizer = FASTTokenizer.fit(chunks["train"], scale=args.scale, vocab_size=args.vocab_size, action_mode=mode)
         tokenizer.save_pretrained(args.out)
     else:
         from faster_core.tokenizer.bins import BinTokenizer
 
-        tokenizer = BinTokenizer.fit(chunks["train"])
+        tokenizer = BinTokenizer.fit(chunks["train"], action_mode=mode)
         tokenizer.save_pretrained(args.out)
     if os.environ.get("RANK", "0") == "0":  # one line under torchrun
         print(
             f"saved {args.kind} tokenizer to {args.out} ({tokenizer.tokens_per_chunk} tokens per chunk, "
-            f"vocabulary {tokenizer.vocab_size})"
+            f"vocabulary {tokenizer.vocab_size}, {mode} actions)"
         )
     return 0
 
@@ -78,17 +85,23 @@ def _eval(args: argparse.Namespace) -> int:
     from faster_core.tokenizer.fast import FASTTokenizer
     from faster_core.tokenizer.metrics import evaluate_tokenizer
 
-    chunks = load_split_chunks(args.data, _embodiment(args), validation=args.validation, seed=args.seed)
+    saved = None if args.tokenizer in ("fast", "bins") else load_tokenizer(args.tokenizer)
+    mode = args.action_mode or (saved.config.action_mode if saved else "absolute")
+    if saved and mode != saved.config.action_mode:
+        raise ValueError(f"{args.tokenizer} was fitted on {saved.config.action_mode} actions, not {mode}")
+    chunks = load_split_chunks(
+        args.data, _embodiment(args), validation=args.validation, seed=args.seed, action_mode=mode
+    )
     if args.tokenizer == "fast":  # baselines are fitted here, on the same training split
-        tokenizer = FASTTokenizer.fit(chunks["train"], scale=args.scale)
+        tokenizer = FASTTokenizer.fit(chunks["train"], scale=args.scale, action_mode=mode)
     elif args.tokenizer == "bins":
-        tokenizer = BinTokenizer.fit(chunks["train"])
+        tokenizer = BinTokenizer.fit(chunks["train"], action_mode=mode)
     else:
-        tokenizer = load_tokenizer(args.tokenizer)
+        tokenizer = saved
     if not len(chunks[args.split]):
         raise ValueError(f"{args.data} has no {args.split} chunks (too few episodes for the split?)")
     result = evaluate_tokenizer(tokenizer, chunks[args.split])
-    print(f"{tokenizer.kind} on {result['chunks']} {args.split} chunks")
+    print(f"{tokenizer.kind} on {result['chunks']} {args.split} chunks ({mode} actions)")
     print(f"  l1 {result['l1']:.5f}   VRR " + "  ".join(f"@{s:g} {v:.3f}" for s, v in result["vrr"].items()))
     print(
         f"  tokens/chunk {result['tokens_mean']:.1f} (max {result['tokens_max']})   usage {result['usage_pct']:.1f}%"
@@ -130,6 +143,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast")
     fit.add_argument("--scale", type=float, default=10.0, help="FAST: DCT rounding scale")
     fit.add_argument("--vocab-size", type=int, default=1024, help="FAST: BPE vocabulary")
+    fit.add_argument(
+        "--action-mode", choices=ACTION_MODES, default="absolute", help="delta: chunks minus the state at their start"
+    )
     fit.set_defaults(func=_fit)
 
     evaluate = commands.add_parser("eval", help="reconstruction (l1, VRR), vocabulary use and speed on chunks")
@@ -141,6 +157,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _data_arguments(evaluate)
     evaluate.add_argument("--split", choices=("val", "train"), default="val", help="chunks to evaluate on")
     evaluate.add_argument("--scale", type=float, default=10.0, help="--tokenizer fast: DCT rounding scale")
+    evaluate.add_argument(
+        "--action-mode", choices=ACTION_MODES, help="chunks' mode (default: the saved tokenizer's, else absolute)"
+    )
     evaluate.add_argument("--json", help="also write the metrics to this file")
     evaluate.add_argument("--plot", help="PNG of reconstructions against ground truth for a few chunks")
     evaluate.set_defaults(func=_eval)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from faster_core.data.chunks import check_action_mode
 from faster_core.tokenizer.interface import check_actions, config_from_dict, read_config, write_config
 from faster_core.tokenizer.loss import dct_matrix
 from faster_core.tokenizer.normalize import normalize, quantile_stats, unnormalize
@@ -42,6 +43,10 @@ class FASTConfig:
     min_frequency: int = 2  # BPE merges need at least this many occurrences
     min_token: int = 0  # smallest rounded coefficient seen when fitting; the shift to non-negative integers
     max_tokens: int = 0  # longest token sequence seen when fitting
+    action_mode: str = "absolute"  # the chunks it was fitted on: "absolute" targets or "delta" (minus the state)
+
+    def __post_init__(self):
+        check_action_mode(self.action_mode)
 
 
 def _unicode_to_byte() -> dict[str, int]:
@@ -88,8 +93,9 @@ class FASTTokenizer:
         scale: float = 10.0,
         vocab_size: int = 1024,
         min_frequency: int = 2,
+        action_mode: str = "absolute",
     ) -> FASTTokenizer:
-        """Fit normalisation, ``min_token`` and the BPE on chunks [N, H, D] in robot units."""
+        """Fit normalisation, ``min_token`` and the BPE on chunks [N, H, D] in robot units, in ``action_mode``."""
         chunks = np.asarray(chunks)
         if chunks.ndim != 3:
             raise ValueError(f"chunks must have shape [N, H, D], got {list(chunks.shape)}")
@@ -103,6 +109,7 @@ class FASTTokenizer:
             scale=scale,
             vocab_size=vocab_size,
             min_frequency=min_frequency,
+            action_mode=action_mode,
         )
         coefficients = _rounded_dct(normalize(chunks.astype(np.float64), np.asarray(q01), np.asarray(q99)), scale)
         config = dataclasses.replace(config, min_token=int(coefficients.min()))

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from faster_core.data.chunks import check_action_mode
 from faster_core.tokenizer.interface import check_actions, config_from_dict, read_config, write_config
 from faster_core.tokenizer.loss import LossTerms, faster_loss
 from faster_core.tokenizer.normalize import normalize, unnormalize
@@ -54,8 +55,10 @@ class FASTerVQConfig:
     dct_weight: float = 1.0  # weight of the DCT l1 term in Eq. 1
     q01: tuple[float, ...] | None = None  # per-dimension normalisation bounds in robot units (set by fitting)
     q99: tuple[float, ...] | None = None
+    action_mode: str = "absolute"  # the chunks it was fitted on: "absolute" targets or "delta" (minus the state)
 
     def __post_init__(self):
+        check_action_mode(self.action_mode)
         if self.action_tokens == 0:
             object.__setattr__(self, "action_tokens", sum(self.group_sizes))
         self.latent_layout  # noqa: B018 -- validates H, h, groups, C_h and C_a

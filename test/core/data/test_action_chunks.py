@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faster_core.data.chunks import action_chunks, action_windows
+from faster_core.data.chunks import action_chunks, action_windows, from_action_mode, to_action_mode
 from faster_core.data.episodes import DatasetWriter, EpisodeDataset
 
 
@@ -50,3 +50,18 @@ def test_action_chunks_of_a_split_in_robot_units(tmp_path):
     assert full.shape == (3, 4, 2)
     np.testing.assert_array_equal(full[-1, :, 0], [2, 3, 4, 5])
     assert action_chunks(dataset, [], horizon=4).shape == (0, 4, 2)
+
+
+def test_delta_chunks_are_actions_minus_the_state_at_their_start_and_invert(tmp_path):
+    with DatasetWriter(tmp_path, fps=5, embodiment="toy", joint_names=("a", "b")) as writer:
+        state = np.column_stack([np.arange(5.0) * 10, np.ones(5)])
+        writer.add_episode(timestamps=np.arange(5) / 5, state=state, action=state + 1.5, instruction="", success=True)
+    dataset = EpisodeDataset(tmp_path)
+    absolute = action_chunks(dataset, [0], horizon=3)
+    delta = action_chunks(dataset, [0], horizon=3, action_mode="delta")
+    np.testing.assert_array_equal(delta[1, :, 0], [11.5 - 10, 21.5 - 10, 31.5 - 10])  # later actions, this state
+    np.testing.assert_array_equal(delta[4, :, 0], [1.5, 1.5, 1.5])  # padding repeats the last action
+    np.testing.assert_array_equal(from_action_mode(delta, state.astype(np.float32), "delta"), absolute)
+    assert to_action_mode(absolute, state, "absolute") is absolute
+    with pytest.raises(ValueError, match="action_mode must be one of"):
+        action_chunks(dataset, [0], horizon=3, action_mode="relative")

@@ -143,6 +143,19 @@ def test_bins_tokenizer_decodes_in_blocks():
     assert out.actions.shape == (EMBODIMENT.chunk_length, EMBODIMENT.dof)
 
 
+def test_a_delta_tokenizer_trains_on_actions_minus_the_state_and_predicts_absolute_targets():
+    train = samples(16)
+    deltas = np.stack([s.actions - s.state.astype(np.float32) for s in train])
+    policy = make_policy(tokenizer=BinTokenizer.fit(deltas, action_mode="delta"))
+    batch = policy.processor(train[:2], with_actions=True)
+    np.testing.assert_allclose(batch.actions.numpy(), deltas[:2], atol=1e-6)
+    obs = observation()
+    out = policy.predict(**obs, greedy=True)
+    relative = policy.tokenizer.detokenize([out.codes.tolist()])[0]
+    np.testing.assert_allclose(out.actions, relative + obs["state"].astype(np.float32), atol=1e-5)
+    assert np.abs(out.actions - obs["state"]).max() <= np.abs(deltas).max() + 1e-4  # around the state, not zero
+
+
 def test_fast_tokenizer_decodes_token_wise_and_reports_failures_clearly():
     chunks = np.stack([s.actions for s in samples(32)])
     fast = FASTTokenizer.fit(chunks, vocab_size=300)

@@ -57,6 +57,19 @@ def test_baselines_fit_on_the_training_split_at_eval(baseline, dataset, capsys):
     assert f"{baseline} on 120 val chunks" in capsys.readouterr().out
 
 
+def test_delta_fit_records_its_mode_and_eval_keeps_to_it(dataset, tmp_path, capsys):
+    out = tmp_path / "bins_delta"
+    fit = ["tokenizer", "fit", "--data", str(dataset), "--embodiment", str(SINGLE_ARM), "--out", str(out)]
+    assert run([*fit, "--kind", "bins", "--action-mode", "delta"]) == 0
+    assert "delta actions" in capsys.readouterr().out
+    assert json.loads((out / "tokenizer_config.json").read_text())["action_mode"] == "delta"
+    evaluate = ["tokenizer", "eval", "--tokenizer", str(out), "--data", str(dataset)]
+    assert run(evaluate) == 0
+    assert "(delta actions)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="fitted on delta actions, not absolute"):
+        run([*evaluate, "--action-mode", "absolute"])
+
+
 def test_dataset_must_match_the_embodiment(dataset, tmp_path):
     with pytest.raises(ValueError, match=r"embodiment bimanual has \['left_joint1'"):
         run(["tokenizer", "fit", "--data", str(dataset), "--embodiment", "bimanual", "--out", str(tmp_path / "o")])
