@@ -9,7 +9,8 @@ and options are unchanged):
    episode, checked to start with that episode's first observation (else recorded again); ``--record-jobs`` pairs
    record side by side in real time, each on a ROS domain and a seed range of its own;
 2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic);
-3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset;
+3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset
+   in one action mode (``--action-mode``: absolute joint targets, or deltas from the observed state);
 4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
    augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
 5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true
@@ -57,6 +58,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
+from faster_core.data.chunks import ACTION_MODES
 from faster_core.embodiment import Embodiment, resolve_config
 from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
 from faster_msgs.msg import PolicyStatus
@@ -399,7 +401,10 @@ def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- 3. tokenizers
 def fit_tokenizer(out: Path, kind: str, data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     config: dict[str, Any] = {"data": upstream(data), "kind": kind}
-    argv = ["tokenizer", "fit", "--data", data["path"], "--kind", kind, "--seed", str(args.seed)]
+    argv = ["tokenizer", "fit", "--data", data["path"], "--kind", kind, "--seed", str(args.seed),
+            "--action-mode", args.action_mode]  # fmt: skip
+    if args.action_mode != "absolute":  # absolute runs keep the key they had before the option existed (cached)
+        config["action_mode"] = args.action_mode
     if kind == "fastervq":
         config |= {"steps": args.tokenizer_steps, "lr": 1e-3, "batch_size": 64}
         argv += ["--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",
@@ -634,7 +639,8 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
     verdict.append(f"> 50% success: {'met' if best > 0.5 else 'NOT met'} (best {best:.0%})")
     lines.append("targets: " + "; ".join(verdict) + f"; M = {args.eval_episodes} episodes per policy")
     lines.append(
-        f"limits: data {data['episodes']} demos / {data['frames']} steps; {args.policy_steps} steps x batch "
+        f"{args.action_mode} actions; limits: data {data['episodes']} demos / {data['frames']} steps; "
+        f"{args.policy_steps} steps x batch "
         f"{args.batch_size} (~{epochs:.0f} epochs) of a random-init {BACKBONE} "
         f"({_parameters(results)}) at {args.image_size} px on CPU; M = {args.eval_episodes}: success rates carry a "
         f"standard error up to {50 / max(1, args.eval_episodes) ** 0.5:.0f} pp"
@@ -718,6 +724,9 @@ def main() -> int:
         type=float,
         default=1.0,
         help="wall seconds sim_robot waits for the policy before stepping with its last command",
+    )
+    parser.add_argument(
+        "--action-mode", choices=ACTION_MODES, default="absolute", help="what the tokenizers encode (delta: - state)"
     )
     parser.add_argument("--replan-steps", type=int, default=1, help="policy_node replan_steps: actions per chunk")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
