@@ -209,7 +209,9 @@ def test_replan_steps_keeps_a_chunk_driving_for_that_many_actions(make_rig, repl
     if replan_steps == 1:
         assert len(sources) >= 10, sources  # each fresh chunk took over
     else:
-        assert len(sources) <= 3, sources  # one chunk per second of commands
+        # One chunk per second of commands, counted from its observation: a chunk that lands late (inference on a
+        # loaded machine) drives for less, so 1.5 s may show up to 5 chunks, still far fewer than were computed.
+        assert len(sources) <= 5, sources
 
 
 def test_runtime_change_of_checkpoint_is_refused(make_rig):
