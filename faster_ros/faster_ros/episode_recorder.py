@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import serialize_message
@@ -30,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED
+from faster_ros.spinning import spin_until_signalled
 
 EVENTS_TOPIC = "~/events"
 QUEUED = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)  # commands arrive in bursts: keep them all
@@ -209,14 +208,8 @@ class EpisodeRecorder(Node):
 def main(args=None) -> None:
     with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
         recorder = EpisodeRecorder()
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        executor = SingleThreadedExecutor()
-        executor.add_node(recorder)
         try:
-            while not stop.is_set():
-                executor.spin_once(timeout_sec=0.1)
+            spin_until_signalled(recorder)
         finally:
             recorder.close_on_shutdown()
             recorder.destroy_node()

@@ -25,9 +25,9 @@ import torch
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
@@ -45,6 +45,7 @@ from faster_core.images import check_image, to_rgb
 from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED
+from faster_ros.spinning import spin_until_signalled
 
 STATE_NAMES = {
     PolicyStatus.STATE_IDLE: "idle",
@@ -581,14 +582,10 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> None:
-    with rclpy.init(args=args):
+    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
         node = PolicyNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
+            spin_until_signalled(node)
         finally:
             node.destroy_node()
 

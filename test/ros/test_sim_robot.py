@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -150,3 +153,32 @@ def test_lockstep_waits_for_a_loading_policy_then_steps_one_that_never_answers(m
     outcome = rig.outcomes[0]
     assert (outcome["success"], outcome["steps"], outcome["reason"]) == (False, 5, "time limit")
     assert outcome["lockstep_timeouts"] == 5 and len(set(clocks)) >= 5
+
+
+def test_sigint_while_a_step_renders_ends_the_process_cleanly(rclpy_context, ros_env):
+    """Frames of 480 px take longer to render than a control period, so the timer callback is nearly always running.
+    Started as a non-interactive shell starts a background job (``sim_robot &``, SIGINT ignored at exec), the node
+    used to let rclpy's handler invalidate the context under the callback's next publish: a traceback, exit 1."""
+    command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"',  # SIGINT ignored at exec, as for `sim_robot &`
+               sys.executable, "-m", "faster_ros.sim_robot", "--ros-args", "--params-file",
+               str(CONFIG_DIR / "so101.yaml"), "-p", "image_size:=480", "-p", "max_steps:=3"]  # fmt: skip
+    process = subprocess.Popen(command, env=ros_env, stderr=subprocess.PIPE, text=True)
+    node = rclpy.create_node("watcher", context=rclpy_context)
+    outcomes = []
+    node.create_subscription(String, "/sim_robot/outcome", outcomes.append, 10)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + 60
+        while not outcomes and time.monotonic() < deadline and process.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+        assert outcomes, "sim_robot never finished an episode"
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        node.destroy_node()
+    errors = process.stderr.read()
+    assert status == 0 and "Traceback" not in errors, errors
