@@ -8,10 +8,8 @@ closing the loop needs a simulator behind the same topics.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
@@ -19,7 +17,7 @@ from faster_core.data import EpisodeDataset
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED, RELIABLE
-from faster_ros.spinning import spin_until_signalled
+from faster_ros.spinning import run_node
 
 
 class EpisodePlayer(Node):
@@ -78,12 +76,7 @@ class EpisodePlayer(Node):
 
 
 def main(args=None) -> None:
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        player = EpisodePlayer()
-        try:
-            spin_until_signalled(player)
-        finally:
-            player.destroy_node()
+    run_node(EpisodePlayer, args)
 
 
 if __name__ == "__main__":

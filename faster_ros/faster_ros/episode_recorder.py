@@ -13,12 +13,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import serialize_message
-from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -28,7 +26,7 @@ from trajectory_msgs.msg import JointTrajectory
 from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED
-from faster_ros.spinning import spin_until_signalled
+from faster_ros.spinning import run_node
 
 EVENTS_TOPIC = "~/events"
 QUEUED = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)  # commands arrive in bursts: keep them all
@@ -171,12 +169,13 @@ class EpisodeRecorder(Node):
         self.get_logger().info(response.message)
         return response
 
-    def close_on_shutdown(self) -> None:
+    def destroy_node(self) -> None:
         """Close an episode that shutdown interrupted, marked as cut so converters can tell it from a clean stop."""
         with self._lock:
             if self._writer is not None:
                 path, count = self._close(task_success=False, cut_by_shutdown=True)
                 self.get_logger().warning(f"shutdown cut episode {path.name}; closed with {count} messages")
+        super().destroy_node()
 
     def _close(self, *, task_success: bool, cut_by_shutdown: bool) -> tuple[Path, int]:
         episode = self._episode
@@ -206,13 +205,7 @@ class EpisodeRecorder(Node):
 
 
 def main(args=None) -> None:
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        recorder = EpisodeRecorder()
-        try:
-            spin_until_signalled(recorder)
-        finally:
-            recorder.close_on_shutdown()
-            recorder.destroy_node()
+    run_node(EpisodeRecorder, args)
 
 
 if __name__ == "__main__":

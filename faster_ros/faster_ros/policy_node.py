@@ -20,14 +20,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 import torch
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
@@ -45,7 +43,7 @@ from faster_core.images import check_image, to_rgb
 from faster_msgs.msg import ActionChunk, PolicyStatus
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED
-from faster_ros.spinning import spin_until_signalled
+from faster_ros.spinning import run_node
 
 STATE_NAMES = {
     PolicyStatus.STATE_IDLE: "idle",
@@ -582,12 +580,7 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> None:
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        node = PolicyNode()
-        try:
-            spin_until_signalled(node)
-        finally:
-            node.destroy_node()
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,9 @@ from __future__ import annotations
 import json
 import time
 
-import rclpy
 from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -37,7 +35,7 @@ from faster_msgs.msg import ActionChunk
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
 from faster_ros.qos import LATCHED, RELIABLE
-from faster_ros.spinning import spin_until_signalled
+from faster_ros.spinning import run_node
 
 NS = 1_000_000_000
 REPUBLISH_S = 0.5  # lockstep: wall seconds between repeats of an unanswered observation
@@ -239,12 +237,7 @@ class SimRobot(Node):
 
 
 def main(args=None) -> None:
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        robot = SimRobot()
-        try:
-            spin_until_signalled(robot)  # a step that is rendering when Ctrl-C comes still publishes, then it stops
-        finally:
-            robot.destroy_node()
+    run_node(SimRobot, args)
 
 
 if __name__ == "__main__":
