@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 import rclpy
 import torch
+import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
@@ -66,6 +68,7 @@ from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.demo import Monitor, _overrides, _trajectory_topic
 
 EMBODIMENT = "so101"
+SO101_CAMERAS = ("front", "wrist")  # what faster_core.data.sim.so101 renders: the scene's camera, the wrist camera
 KINDS = ("fastervq", "fast", "bins")
 LABELS = {"fastervq": "FASTerVQ", "fast": "FAST", "bins": "bins"}
 BACKBONE = "tiny-paligemma"
@@ -81,8 +84,9 @@ def _interrupt(*_: object) -> None:
 class Nodes:
     """ROS nodes as child processes; on exit (any exit) SIGINT to each, then kill after a timeout."""
 
-    def __init__(self, log_dir: Path, threads: int, domain_id: int | None = None):
+    def __init__(self, log_dir: Path, threads: int, params_file: Path, domain_id: int | None = None):
         self.log_dir = log_dir
+        self.params_file = params_file
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         if domain_id is not None:
             self.env["ROS_DOMAIN_ID"] = str(domain_id)
@@ -94,7 +98,7 @@ class Nodes:
         log = (self.log_dir / f"{label}.log").open("w")
         self._logs.append(log)
         command = [sys.executable, "-m", f"faster_ros.{node}", "--ros-args", "--params-file",
-                   str(resolve_config(EMBODIMENT)), "--log-level", "warn", *_overrides(overrides)]  # fmt: skip
+                   str(self.params_file), "--log-level", "warn", *_overrides(overrides)]  # fmt: skip
         self.processes[label] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def check(self) -> None:
@@ -181,11 +185,19 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     pairs side by side multiply the episodes per minute until the CPU is full; then the simulator falls behind its
     clock and the converter's control-rate ticks repeat or skip observations (the convert stage prints simulator
     minus converted steps per episode: 1 for every episode when one pair records alone)."""
-    from faster_core.data.sim.so101 import FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET, RENDER_MESH_CELL_M
+    from faster_core.data.sim.so101 import (
+        FRONT_CAMERA_POSITION,
+        FRONT_CAMERA_TARGET,
+        RENDER_MESH_CELL_M,
+        WRIST_CAMERA,
+    )
 
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
               "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
+    cameras = Embodiment.from_yaml(args.embodiment).camera_names
+    if cameras != ("front",):  # front-camera recordings keep the key they had before --cameras existed (cached)
+        config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:
         stage(f"1/5 record: cached, {len(hit['episodes'])} bags in {directory / 'bags'}")
@@ -257,7 +269,7 @@ def _record_shard(
     late = 0
     log_dir = out / "logs" / "record" / f"shard_{shard.index}"
     with (
-        Nodes(log_dir, args.threads, shard.domain_id) as nodes,
+        Nodes(log_dir, args.threads, args.embodiment, shard.domain_id) as nodes,
         _ros_session(f"bench_record_{shard.index}", nodes, shard.domain_id, stop) as ros,
     ):
         robot = ["mode", "expert", "clock", "realtime", "max_steps", args.max_steps, "image_size", args.image_size,
@@ -265,7 +277,7 @@ def _record_shard(
         nodes.start("sim_robot", "sim_robot", robot)
         nodes.start("episode_recorder", "episode_recorder", ["output_dir", bags.resolve()])
         outcomes: list[dict[str, Any]] = []
-        spec = Embodiment.from_yaml(resolve_config(EMBODIMENT))
+        spec = Embodiment.from_yaml(args.embodiment)
         reference = So101PickPlace(spec, shard.seed)  # no cameras: the initial joint positions of each seed
 
         def home(seed: int) -> np.ndarray:
@@ -361,7 +373,7 @@ def _spin_for(ros: Ros, seconds: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- 2. convert
-def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
+def convert(out: Path, recorded: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from faster_core.data import EpisodeDataset
     from faster_core.data.bags import BagConversion, convert_bags
 
@@ -375,7 +387,7 @@ def convert(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
     bags = [e["bag"] for e in recorded["episodes"] if e["success"]]
     if not bags:
         raise StageError("no successful expert episode to convert")
-    embodiment = Embodiment.from_yaml(resolve_config(EMBODIMENT))
+    embodiment = Embodiment.from_yaml(args.embodiment)
     report = convert_bags(bags, directory, BagConversion(embodiment=embodiment))
     print(report.summary().splitlines()[-1])
     for skipped in report.skipped:
@@ -455,7 +467,7 @@ def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, 
                 "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
                 "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                 "--image-size", str(args.image_size), "--seed", str(args.seed), "--validation-samples", "32",
-                "--quiet"]  # fmt: skip
+                "--embodiment", str(args.embodiment), "--quiet"]  # fmt: skip
         plans[kind] = (config, directory, [*argv, "--augment-images"] if args.augment_images else argv)
     log_dir = out / "logs" / "train"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -538,14 +550,17 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
         print(f"{LABELS[kind]}: cached, {hit['successes']}/{len(hit['outcomes'])} successes")
         return hit
     started = time.monotonic()
-    with Nodes(out / "logs" / f"eval_{kind}", args.threads) as nodes, _ros_session(f"bench_{kind}", nodes) as ros:
+    with (
+        Nodes(out / "logs" / f"eval_{kind}", args.threads, args.embodiment) as nodes,
+        _ros_session(f"bench_{kind}", nodes) as ros,
+    ):
         robot = ["clock", "lockstep", "max_steps", args.max_steps, "image_size", args.image_size,
                  "seed", args.eval_seed, "lockstep_timeout_s", args.lockstep_timeout]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
         brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed,
                  "replan_steps", args.replan_steps]  # fmt: skip
         nodes.start("policy_node", "policy_node", brain)
-        monitor = EvalMonitor(ros.node, _trajectory_topic(str(resolve_config(EMBODIMENT))))
+        monitor = EvalMonitor(ros.node, _trajectory_topic(str(args.embodiment)))
         reset = ros.client(Trigger, "/sim_robot/reset")
         # Loaded and inferring (a FAST policy may fail to decode its first chunks: that is a result, not a hang).
         ros.spin_until(lambda: _inferred(monitor.status), 180, "the policy node's first inference")
@@ -669,11 +684,26 @@ def _parameters(results: dict[str, dict[str, Any]]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------- main
+def _embodiment_file(out: Path, cameras: list[str] | None) -> Path:
+    """The installed so101 parameter file, or, for ``--cameras`` other than its own, a copy under ``--out`` that
+    lists them (each on /camera/<name>/image_raw): the one file the nodes, the converter and the trainer read."""
+    installed = resolve_config(EMBODIMENT)
+    if cameras is None or tuple(cameras) == Embodiment.from_yaml(installed).camera_names:
+        return installed
+    document = yaml.safe_load(installed.read_text())
+    listed = document["/**"]["ros__parameters"]["cameras"]
+    listed["names"], listed["topics"] = list(cameras), [f"/camera/{camera}/image_raw" for camera in cameras]
+    path = out / "embodiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    args.embodiment = _embodiment_file(out, args.cameras)
     recorded = record(out, args)
-    data = convert(out, recorded)
+    data = convert(out, recorded, args)
     kinds = args.tokenizers
     results: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
     stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in kinds) + f" (FAST scale {args.fast_scale:g})")
@@ -713,6 +743,12 @@ def main() -> int:
         "--tokenizers", nargs="+", choices=KINDS, default=list(KINDS), help="the twins to fit, train and evaluate"
     )
     parser.add_argument("--fast-scale", type=float, default=10.0, help="FAST DCT rounding scale (one scale)")
+    parser.add_argument(
+        "--cameras",
+        nargs="+",
+        choices=SO101_CAMERAS,
+        help="cameras the robot publishes and the policies see (default: the so101 embodiment's, front)",
+    )
     parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)

@@ -1,5 +1,5 @@
-"""bench/closed_loop.py's recording shards: each on its own ROS domain and seed range, none reaching the held-out
-evaluation seeds (a scene recorded for training must never be scored as unseen)."""
+"""bench/closed_loop.py's recording: shards each on its own ROS domain and seed range, none reaching the held-out
+evaluation seeds (a scene recorded for training must never be scored as unseen), and the cameras it records."""
 
 from __future__ import annotations
 
@@ -74,6 +74,35 @@ def test_the_shard_that_failed_first_names_the_error(closed_loop, monkeypatch, t
         raise closed_loop.StageError("stopped while waiting for the outcome of episode 3")
 
     monkeypatch.setattr(closed_loop, "_record_shard", record_shard)
-    args = _args(record_jobs=2, max_steps=120, image_size=64)
+    args = _args(record_jobs=2, max_steps=120, image_size=64, embodiment=closed_loop.resolve_config("so101"))
     with pytest.raises(closed_loop.StageError, match="sim_robot exited"):
         closed_loop.record(tmp_path, args)
+
+
+def test_cameras_other_than_the_embodiments_get_a_parameter_file_of_their_own(closed_loop, tmp_path):
+    installed = closed_loop.resolve_config("so101")
+    assert closed_loop._embodiment_file(tmp_path, None) == installed
+    assert closed_loop._embodiment_file(tmp_path, ["front"]) == installed
+    path = closed_loop._embodiment_file(tmp_path, ["front", "wrist"])
+    assert path.parent == tmp_path
+    spec, so101 = closed_loop.Embodiment.from_yaml(path), closed_loop.Embodiment.from_yaml(installed)
+    assert [(c.name, c.topic) for c in spec.cameras] == [
+        ("front", "/camera/front/image_raw"),
+        ("wrist", "/camera/wrist/image_raw"),
+    ]
+    changed = {k for k, v in spec.to_parameters().items() if v != so101.to_parameters()[k]}
+    assert changed == {"cameras.names", "cameras.topics"}
+
+
+def test_wrist_recordings_are_cached_apart_from_front_ones(closed_loop, monkeypatch, tmp_path):
+    """The record stage's cache key names the cameras (and the wrist mount) once they are not the front camera alone,
+    so a rerun with --cameras never reuses bags without the wrist stream."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    keys = []
+    monkeypatch.setattr(closed_loop, "cached", lambda directory, config: keys.append(config) or {"episodes": []})
+    for cameras in (None, ["front", "wrist"]):
+        args = _args(max_steps=120, image_size=64, embodiment=closed_loop._embodiment_file(tmp_path, cameras))
+        closed_loop.record(tmp_path, args)
+    front, wrist = keys
+    assert "cameras" not in front and "wrist_camera" not in front
+    assert wrist["cameras"] == ["front", "wrist"] and wrist["wrist_camera"]["body"] == "gripper"

@@ -88,6 +88,20 @@ def test_expert_mode_succeeds_and_publishes_its_commands(make_rig):
     assert rig.images and rig.images[-1].height == 32 and rig.images[-1].encoding == "rgb8"
 
 
+def test_every_camera_the_embodiment_lists_is_published_with_the_same_stamp(make_rig):
+    """The SO-101 with its wrist camera too (the camera list is the embodiment's, here overridden at launch)."""
+    rig = make_rig("mode:=expert", "cameras.names:=[front, wrist]", "cameras.topics:=[/camera/front/image_raw, /w]")
+    wrist = []
+    rig.io.create_subscription(Image, "/w", wrist.append, 10)
+    assert rig.spin_until(lambda: len(wrist) >= 3 and len(rig.images) >= 3, timeout=30.0), "no wrist frames"
+    front = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in rig.images}
+    paired = [(front[key], m) for m in wrist if (key := (m.header.stamp.sec, m.header.stamp.nanosec)) in front]
+    assert paired, "no wrist frame shares a stamp with a front frame"
+    front_frame, wrist_frame = paired[-1]
+    assert wrist_frame.header.frame_id == "wrist" and wrist_frame.height == 32
+    assert bytes(wrist_frame.data) != bytes(front_frame.data)  # another view, not a copy of the front camera
+
+
 def test_policy_mode_follows_trajectories_and_times_out(make_rig):
     rig = make_rig("mode:=policy", "max_steps:=30")
     assert rig.spin_until(lambda: rig.joints, timeout=10.0)

@@ -74,6 +74,78 @@ def test_camera_rig_draws_markers_where_they_are_and_only_into_frames():
     assert model.ngeom == 3
 
 
+# ``upright`` again, and a body that rolls about the cameras' line of sight (+x) carrying a mounted copy of it.
+ROLLING_SCENE = SCENE.replace(
+    "<worldbody>",
+    '<worldbody><body name="mount"><joint name="roll" type="hinge" axis="1 0 0"/>'
+    '<inertial pos="0 0 0" mass="1" diaginertia="1 1 1"/></body>',
+)
+UPRIGHT_MOUNT = {"position": (0.0, 0.0, 0.0), "target": (1.0, 0.0, 0.0), "up": (0.0, 0.0, 1.0), "fovy_deg": 60.0}
+
+
+def test_mounted_camera_sees_what_the_same_model_camera_sees():
+    from faster_core.data.sim.common import CameraRig, MountedCamera
+
+    model = mujoco.MjModel.from_xml_string(ROLLING_SCENE)
+    data = mujoco.MjData(model)
+    mounted = {"copy": MountedCamera("mount", **UPRIGHT_MOUNT)}
+    rig = CameraRig(model, data, ["upright", "copy"], size=32, mounted=mounted)
+    try:
+        frames = rig.capture(data)
+    finally:
+        rig.close()
+    assert _centroid(frames["upright"], 0)[0] < 0.4  # the boxes are in view
+    assert np.abs(frames["copy"].astype(int) - frames["upright"].astype(int)).mean() < 1.0  # same pose, same view
+
+
+def test_mounted_camera_moves_with_its_body():
+    from faster_core.data.sim.common import CameraRig, MountedCamera
+
+    model = mujoco.MjModel.from_xml_string(ROLLING_SCENE)
+    data = mujoco.MjData(model)
+    rig = CameraRig(model, data, ["copy"], size=32, mounted={"copy": MountedCamera("mount", **UPRIGHT_MOUNT)})
+    try:
+        data.qpos[model.joint("roll").qposadr[0]] = np.pi  # the body rolls half a turn: so does the camera
+        mujoco.mj_forward(model, data)
+        rolled = rig.capture(data)["copy"]
+    finally:
+        rig.close()
+    red, blue, green = (_centroid(rolled, channel) for channel in (0, 2, 1))
+    assert red[0] > 0.6 and blue[0] < 0.4  # the world is upside down in its frames
+    assert green[1] > 0.6
+    with pytest.raises(ValueError, match="mounted on body 'nope'"):
+        CameraRig(model, data, ["x"], size=8, mounted={"x": MountedCamera("nope", **UPRIGHT_MOUNT)})
+
+
+def test_so101_wrist_camera_sees_the_block_large_while_the_gripper_closes_on_it():
+    """The point of a wrist camera: at the grasp the block fills far more of its frame than of the front camera's,
+    and it sits near the middle, between the jaws."""
+    pytest.importorskip("lerobot_env_so101")
+    from lerobot_env_so101.scripted.pick_place import Phase
+
+    from faster_core.data.sim.so101 import So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    sim = So101PickPlace(spec, seed=0, cameras=["front", "wrist"], image_size=64)
+    try:
+        for _ in range(100):
+            sim.expert_step()
+            if sim._controller.phase is Phase.CLOSE:
+                break
+        assert sim._controller.phase is Phase.CLOSE
+        frames = {camera: image.astype(int) for camera, image in sim.frames().items()}
+    finally:
+        sim.close()
+
+    def purple(image):
+        return (image[..., 0] > image[..., 1] + 40) & (image[..., 2] > image[..., 1] + 40)
+
+    front, wrist = purple(frames["front"]), purple(frames["wrist"])
+    assert wrist.sum() > 3 * front.sum() > 0, (wrist.sum(), front.sum())  # 259 and 54 pixels at seed 0
+    rows, cols = np.nonzero(wrist)
+    assert 0.25 < rows.mean() / 64 < 0.75 and 0.15 < cols.mean() / 64 < 0.75
+
+
 def test_coarsened_meshes_draw_the_same_robot_from_far_fewer_triangles():
     pytest.importorskip("lerobot_env_so101")
     from faster_core.data.sim.common import CameraRig, coarsened_meshes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +22,20 @@ class Marker:
     position: np.ndarray  # [3] world coordinates of the disc's centre
     radius: float  # metres
     rgba: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class MountedCamera:
+    """A camera fixed to a moving body that the scene's model does not contain, such as a wrist camera.
+
+    Poses are in the body's frame; the frame's "up" is ``up`` made orthogonal to the line of sight.
+    """
+
+    body: str  # the MJCF body it is screwed to
+    position: tuple[float, float, float]  # metres, body frame
+    target: tuple[float, float, float]  # the point the optical axis passes through, metres, body frame
+    up: tuple[float, float, float]  # the direction that is up in the image, body frame
+    fovy_deg: float  # vertical field of view
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,8 @@ def collect(
 
 
 class CameraRig:
-    """Offscreen renders of named MJCF cameras at one square size, shadows and reflections off for speed.
+    """Offscreen renders of named MJCF cameras and of ``mounted`` ones at one square size, shadows and reflections
+    off for speed.
 
     A camera whose image "up" axis points below the horizon (Meta-World's corner cameras are mounted rolled by
     180 degrees) is turned upright by rotating its frames 180 degrees, which keeps them a real camera's view
@@ -145,16 +160,21 @@ class CameraRig:
         size: int,
         *,
         mesh_cell_m: float = 0.0,  # draw meshes merged on a grid of this many metres (coarsened_meshes); 0: as they are
+        mounted: Mapping[str, MountedCamera] | None = None,  # cameras the model lacks, by name; None: none
     ):
+        self._mounted = dict(mounted or {})
         available = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
-        unknown = [c for c in cameras if c not in available]
+        unknown = [c for c in cameras if c not in available and c not in self._mounted]
         if unknown:
-            raise ValueError(f"unknown cameras {unknown}; this scene has {available}")
+            raise ValueError(f"unknown cameras {unknown}; this scene has {available + sorted(self._mounted)}")
+        for name, mount in self._mounted.items():
+            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, mount.body) < 0:
+                raise ValueError(f"camera {name!r} is mounted on body {mount.body!r}, which this scene lacks")
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
         model.vis.global_.offheight = max(model.vis.global_.offheight, size)
         mujoco.mj_forward(model, data)
         self.cameras = tuple(cameras)
-        self._upside_down = {c for c in cameras if data.cam(c).xmat.reshape(3, 3)[2, 1] < 0}
+        self._upside_down = {c for c in cameras if c not in self._mounted and data.cam(c).xmat.reshape(3, 3)[2, 1] < 0}
         self._renderer = mujoco.Renderer(coarsened_meshes(model, mesh_cell_m) if mesh_cell_m else model, size, size)
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
@@ -166,12 +186,37 @@ class CameraRig:
     def capture(self, data: mujoco.MjData, markers: Sequence[Marker] = ()) -> dict[str, np.ndarray]:
         frames = {}
         for camera in self.cameras:
-            self._renderer.update_scene(data, camera=camera)
+            if camera in self._mounted:
+                self._update_mounted(data, self._mounted[camera])
+            else:
+                self._renderer.update_scene(data, camera=camera)
             for marker in markers:
                 self._draw(marker)
             image = self._renderer.render()
             frames[camera] = np.ascontiguousarray(image[::-1, ::-1] if camera in self._upside_down else image)
         return frames
+
+    def _update_mounted(self, data: mujoco.MjData, mount: MountedCamera) -> None:
+        """The scene as a free camera sees it, then both eyes (and the headlight, which shines from the viewer) moved
+        to the mount's pose and field of view."""
+        self._renderer.update_scene(data, camera=mujoco.MjvCamera())
+        body = data.body(mount.body)
+        rotation = body.xmat.reshape(3, 3)
+        position = body.xpos + rotation @ np.asarray(mount.position)
+        forward = body.xpos + rotation @ np.asarray(mount.target) - position
+        forward /= np.linalg.norm(forward)
+        up = rotation @ np.asarray(mount.up)
+        up -= forward * (up @ forward)
+        up /= np.linalg.norm(up)
+        for eye in self._renderer.scene.camera:
+            eye.pos, eye.forward, eye.up = position, forward, up
+            half_height = eye.frustum_near * np.tan(np.radians(mount.fovy_deg) / 2)
+            eye.frustum_center, eye.frustum_width = 0.0, 0.0  # 0: from the frame's aspect
+            eye.frustum_bottom, eye.frustum_top = -half_height, half_height
+        scene = self._renderer.scene
+        for light in scene.lights[: scene.nlight]:
+            if light.headlight:
+                light.pos, light.dir = position, forward
 
     def _draw(self, marker: Marker) -> None:
         scene = self._renderer.scene

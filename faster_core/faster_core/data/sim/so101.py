@@ -25,7 +25,7 @@ from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 from lerobot_env_so101.scripted import PickPlaceController
 
 from faster_core.data.episodes import DatasetWriter
-from faster_core.data.sim.common import CameraRig, GenerationReport, Marker, Rollout, collect
+from faster_core.data.sim.common import CameraRig, GenerationReport, Marker, MountedCamera, Rollout, collect
 from faster_core.embodiment import Embodiment
 
 EMBODIMENT = "so101"  # faster_bringup/config/so101.yaml
@@ -41,6 +41,16 @@ FRONT_CAMERA_TARGET = (0.16, 0.0, 0.06)  # the point the optical axis passes thr
 # The arm's CAD meshes have 322k triangles, which software rendering draws at ~90 ms a frame whatever the frame's size;
 # merged on a 2 mm grid they keep 24k and look the same at 224 px (10-15 ms). See CameraRig / coarsened_meshes.
 RENDER_MESH_CELL_M = 0.002
+# A wrist camera as on LeRobot SO-101 kits: screwed to the gripper 5 cm beside the jaws, looking down past their tips,
+# so the block sits between the jaws while the gripper closes on it. The scene's model has no such camera; CameraRig
+# renders it from the gripper's pose. Gripper frame: -z runs from the wrist to the jaw tips.
+WRIST_CAMERA = MountedCamera(
+    body="gripper",
+    position=(0.0, -0.05, 0.0),
+    target=(0.0, 0.0, -0.15),
+    up=(1.0, 0.0, 0.0),
+    fovy_deg=80.0,  # a wide-angle UVC module's field of view
+)
 SAMPLING_AREA = np.asarray(_SAMPLING_BOUNDS)  # [[x_min, y_min], [x_max, y_max]] metres: where blocks and goals start
 
 
@@ -75,7 +85,16 @@ class So101PickPlace:
         self._env.apply_action = self._apply
         self._controller = PickPlaceController(DEFAULT_ACTION_SCALE)
         self._rig = (
-            CameraRig(model, self._env.data, cameras, image_size, mesh_cell_m=RENDER_MESH_CELL_M) if cameras else None
+            CameraRig(
+                model,
+                self._env.data,
+                cameras,
+                image_size,
+                mesh_cell_m=RENDER_MESH_CELL_M,
+                mounted={"wrist": WRIST_CAMERA},
+            )
+            if cameras
+            else None
         )
         self.cameras = tuple(cameras)
         self.reset(seed)
