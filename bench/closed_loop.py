@@ -68,7 +68,6 @@ from faster_msgs.srv import StartEpisode, StopEpisode
 from faster_ros.demo import Monitor, _overrides, _trajectory_topic
 
 EMBODIMENT = "so101"
-SO101_CAMERAS = ("front", "wrist")  # what faster_core.data.sim.so101 renders: the scene's camera, the wrist camera
 KINDS = ("fastervq", "fast", "bins")
 LABELS = {"fastervq": "FASTerVQ", "fast": "FAST", "bins": "bins"}
 BACKBONE = "tiny-paligemma"
@@ -729,6 +728,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    from faster_core.data.sim.so101 import CAMERAS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench_closed_loop"))
     parser.add_argument("--episodes", type=int, default=24, help="expert episodes to record")
@@ -746,7 +747,7 @@ def main() -> int:
     parser.add_argument(
         "--cameras",
         nargs="+",
-        choices=SO101_CAMERAS,
+        choices=CAMERAS,
         help="cameras the robot publishes and the policies see (default: the so101 embodiment's, front)",
     )
     parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")

@@ -51,6 +51,8 @@ WRIST_CAMERA = MountedCamera(
     up=(1.0, 0.0, 0.0),
     fovy_deg=80.0,  # a wide-angle UVC module's field of view
 )
+MOUNTED_CAMERAS = {"wrist": WRIST_CAMERA}
+CAMERAS = ("front", *MOUNTED_CAMERAS)  # what an embodiment may list: the scene's own camera and the mounted ones
 SAMPLING_AREA = np.asarray(_SAMPLING_BOUNDS)  # [[x_min, y_min], [x_max, y_max]] metres: where blocks and goals start
 
 
@@ -91,7 +93,7 @@ class So101PickPlace:
                 cameras,
                 image_size,
                 mesh_cell_m=RENDER_MESH_CELL_M,
-                mounted={"wrist": WRIST_CAMERA},
+                mounted=MOUNTED_CAMERAS,
             )
             if cameras
             else None
