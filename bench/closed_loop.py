@@ -194,8 +194,8 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
               "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
-    cameras = Embodiment.from_yaml(args.embodiment).camera_names
-    if cameras != ("front",):  # front-camera recordings keep the key they had before --cameras existed (cached)
+    if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
+        cameras = Embodiment.from_yaml(args.embodiment).camera_names
         config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:

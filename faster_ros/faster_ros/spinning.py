@@ -20,18 +20,14 @@ from rclpy.signals import SignalHandlerOptions
 
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
     with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         try:
-            spin_until_signalled(node)
+            while not stop.is_set():
+                executor.spin_once(timeout_sec=0.1)
         finally:
             node.destroy_node()
-
-
-def spin_until_signalled(node: Node) -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    while not stop.is_set():
-        executor.spin_once(timeout_sec=0.1)
