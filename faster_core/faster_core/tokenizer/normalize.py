@@ -28,5 +28,7 @@ def normalize(actions: Array, q01: Array, q99: Array) -> Array:
 
 
 def unnormalize(actions: Array, q01: Array, q99: Array) -> Array:
-    """[-1, 1] -> robot units (inputs are clipped to [-1, 1] first: decoded values never leave [q01, q99])."""
-    return (actions.clip(-1, 1) + 1) / 2 * (q99 - q01 + EPS) + q01
+    """[-1, 1] -> robot units, the inverse of ``normalize`` inside the bounds; decoded values never leave [q01, q99].
+
+    The final clip removes the EPS that ``normalize`` adds to the range: without it +1 would land EPS beyond q99."""
+    return ((actions.clip(-1, 1) + 1) / 2 * (q99 - q01 + EPS) + q01).clip(q01, q99)

@@ -29,3 +29,14 @@ def test_numpy_and_torch_agree():
     expected = normalize(x, q01, q99)
     got = normalize(torch.tensor(x), torch.tensor(q01), torch.tensor(q99)).numpy()
     np.testing.assert_allclose(got, expected)
+
+
+def test_decoded_values_never_leave_the_bounds():
+    """A saturated decoder output lands on q01/q99 exactly, not EPS beyond (a delta policy bounded by +-0.01 stays so)."""
+    q01, q99 = np.full(3, -0.01), np.array([0.01, 0.02, 5.0])
+    for lib in (np.asarray, torch.tensor):
+        top = np.asarray(unnormalize(lib(np.full((2, 3), 1.5)), lib(q01), lib(q99)))
+        bottom = np.asarray(unnormalize(lib(np.full((2, 3), -1.5)), lib(q01), lib(q99)))
+        assert np.all(top <= q99) and np.all(bottom >= q01)
+        np.testing.assert_allclose(top[0], q99)
+        np.testing.assert_allclose(bottom[0], q01)
