@@ -32,7 +32,7 @@ def test_numpy_and_torch_agree():
 
 
 def test_decoded_values_never_leave_the_bounds():
-    """A saturated decoder output lands on q01/q99 exactly, not EPS beyond (a delta policy bounded by +-0.01 stays so)."""
+    """A saturated decoder output lands on q01/q99 exactly, not EPS beyond (a +-0.01 delta policy stays within 0.01)."""
     q01, q99 = np.full(3, -0.01), np.array([0.01, 0.02, 5.0])
     for lib in (np.asarray, torch.tensor):
         top = np.asarray(unnormalize(lib(np.full((2, 3), 1.5)), lib(q01), lib(q99)))
