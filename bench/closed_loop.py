@@ -765,7 +765,9 @@ def main() -> int:
     parser.add_argument(
         "--action-mode", choices=ACTION_MODES, default="absolute", help="what the tokenizers encode (delta: - state)"
     )
-    parser.add_argument("--replan-steps", type=int, default=1, help="policy_node replan_steps: actions per chunk")
+    parser.add_argument(
+        "--replan-steps", type=int, default=5, help="policy_node replan_steps: actions per chunk (its so101 default)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
     parser.add_argument("--jobs", type=int, default=2, help="policies trained at once (one process each)")
     parser.add_argument(

@@ -214,6 +214,13 @@ def test_replan_steps_keeps_a_chunk_driving_for_that_many_actions(make_rig, repl
         assert len(sources) <= 5, sources
 
 
+@pytest.mark.parametrize(("embodiment", "half_a_chunk"), [("single_arm", 10), ("so101", 5)])
+def test_replan_steps_defaults_to_half_a_chunk(make_rig, embodiment, half_a_chunk):
+    rig = make_rig(embodiment)
+    assert rig.node.get_parameter("replan_steps").value == half_a_chunk
+    assert rig.node._schedule.replan_steps == half_a_chunk
+
+
 def test_runtime_change_of_checkpoint_is_refused(make_rig):
     rig = make_rig()
     from rclpy.parameter import Parameter
