@@ -60,6 +60,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
+from faster_core.control import default_replan_steps
 from faster_core.data.chunks import ACTION_MODES
 from faster_core.embodiment import Embodiment, resolve_config
 from faster_core.stages import StageError, cached, finish, run_faster, stage, upstream
@@ -701,6 +702,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     args.embodiment = _embodiment_file(out, args.cameras)
+    if args.replan_steps is None:
+        args.replan_steps = default_replan_steps(Embodiment.from_yaml(args.embodiment).chunk_length)
     recorded = record(out, args)
     data = convert(out, recorded, args)
     kinds = args.tokenizers
@@ -766,7 +769,9 @@ def main() -> int:
         "--action-mode", choices=ACTION_MODES, default="absolute", help="what the tokenizers encode (delta: - state)"
     )
     parser.add_argument(
-        "--replan-steps", type=int, default=5, help="policy_node replan_steps: actions per chunk (its so101 default)"
+        "--replan-steps",
+        type=int,
+        help="policy_node replan_steps: actions per chunk (default: the node's)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
     parser.add_argument("--jobs", type=int, default=2, help="policies trained at once (one process each)")

@@ -38,6 +38,7 @@ from faster_core.control import (
     JointStateCache,
     MissingJointsError,
     StaleJointsError,
+    default_replan_steps,
 )
 from faster_core.images import check_image, to_rgb
 from faster_msgs.msg import ActionChunk, PolicyStatus
@@ -173,7 +174,7 @@ class PolicyNode(Node):
         )
         self.declare_parameter(
             "replan_steps",
-            max(1, horizon // 2),  # half a chunk, as openpi's LIBERO client runs 5 of 10; 1 did worst here (README)
+            default_replan_steps(horizon),
             _descriptor(
                 "actions of a chunk executed before a newer chunk replaces it", read_only=True, integers=(1, horizon)
             ),

@@ -3,7 +3,7 @@
 from faster_core.control.follower import TrajectoryFollower
 from faster_core.control.joints import JointStateCache, MissingJointsError, StaleJointsError
 from faster_core.control.limits import CommandLimiter, TrajectoryPoints
-from faster_core.control.schedule import ActionSchedule
+from faster_core.control.schedule import ActionSchedule, default_replan_steps
 
 __all__ = [
     "ActionSchedule",
@@ -13,4 +13,5 @@ __all__ = [
     "StaleJointsError",
     "TrajectoryFollower",
     "TrajectoryPoints",
+    "default_replan_steps",
 ]

@@ -21,6 +21,11 @@ import math
 import numpy as np
 
 
+def default_replan_steps(horizon: int) -> int:
+    """Half a chunk, as openpi's LIBERO client runs 5 of 10; re-predicting every action did worst here (README)."""
+    return max(1, horizon // 2)
+
+
 class ActionSchedule:
     def __init__(self, *, dt: float, blend_steps: int = 3, replan_steps: int = 1):
         if not dt > 0:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from faster_core.control import ActionSchedule
+from faster_core.control import ActionSchedule, default_replan_steps
 
 
 def ramp(horizon, dim, start=0.0):
@@ -102,3 +102,7 @@ def test_after_clear_the_next_chunk_is_adopted_at_once():
 def test_replan_steps_must_be_positive():
     with pytest.raises(ValueError, match="replan_steps"):
         ActionSchedule(dt=0.1, replan_steps=0)
+
+
+def test_the_default_replan_steps_is_half_a_chunk():
+    assert [default_replan_steps(h) for h in (1, 2, 10, 20, 25)] == [1, 1, 5, 10, 12]
