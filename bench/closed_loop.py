@@ -13,9 +13,10 @@ and options are unchanged):
    in one action mode (``--action-mode``: absolute joint targets, or deltas from the observed state);
 4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
    augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
-5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true
-   replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..; recorded episodes use odd offsets
-   from each shard's first seed, ``--seed`` for the first, all checked to stay below ``--eval-seed``);
+5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true greedy:=<--greedy>
+   ensemble.enabled:=<--ensemble> replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..;
+   recorded episodes use odd offsets from each shard's first seed, ``--seed`` for the first, all checked to stay
+   below ``--eval-seed``);
 6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
    detokenize, total, from ``/policy_node/status``, one sample per computed chunk) and training minutes.
 
@@ -544,7 +545,8 @@ class EvalMonitor(Monitor):
 def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     config = {"policy": upstream(policy), "episodes": args.eval_episodes, "max_steps": args.max_steps,
               "eval_seed": args.eval_seed, "image_size": args.image_size,
-              "lockstep_timeout_s": args.lockstep_timeout, "replan_steps": args.replan_steps}  # fmt: skip
+              "lockstep_timeout_s": args.lockstep_timeout, "replan_steps": args.replan_steps,
+              "ensemble": args.ensemble, "greedy": args.greedy}  # fmt: skip
     directory = out / "eval" / kind
     if (hit := cached(directory, config)) is not None:
         print(f"{LABELS[kind]}: cached, {hit['successes']}/{len(hit['outcomes'])} successes")
@@ -557,8 +559,8 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
         robot = ["clock", "lockstep", "max_steps", args.max_steps, "image_size", args.image_size,
                  "seed", args.eval_seed, "lockstep_timeout_s", args.lockstep_timeout]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
-        brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed,
-                 "replan_steps", args.replan_steps]  # fmt: skip
+        brain = ["policy_path", Path(policy["path"]).resolve(), "use_sim_time", True, "seed", args.seed, "greedy",
+                 args.greedy, "ensemble.enabled", args.ensemble, "replan_steps", args.replan_steps]  # fmt: skip
         nodes.start("policy_node", "policy_node", brain)
         monitor = EvalMonitor(ros.node, _trajectory_topic(str(args.embodiment)))
         reset = ros.client(Trigger, "/sim_robot/reset")
@@ -654,8 +656,9 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
     verdict.append(f"> 50% success: {'met' if best > 0.5 else 'NOT met'} (best {best:.0%})")
     lines.append("targets: " + "; ".join(verdict) + f"; M = {args.eval_episodes} episodes per policy")
     lines.append(
-        f"{args.action_mode} actions; limits: data {data['episodes']} demos / {data['frames']} steps; "
-        f"{args.policy_steps} steps x batch "
+        f"{args.action_mode} actions, {'greedy' if args.greedy else 'sampled'} codes, "
+        f"{'ensembled' if args.ensemble else 'cross-faded'} chunks, replan {args.replan_steps}; limits: data "
+        f"{data['episodes']} demos / {data['frames']} steps; {args.policy_steps} steps x batch "
         f"{args.batch_size} (~{epochs:.0f} epochs) of a random-init {BACKBONE} "
         f"({_parameters(results)}) at {args.image_size} px on CPU; M = {args.eval_episodes}: success rates carry a "
         f"standard error up to {50 / max(1, args.eval_episodes) ** 0.5:.0f} pp"
@@ -703,7 +706,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     args.embodiment = _embodiment_file(out, args.cameras)
     if args.replan_steps is None:
-        args.replan_steps = default_replan_steps(Embodiment.from_yaml(args.embodiment).chunk_length)
+        horizon = Embodiment.from_yaml(args.embodiment).chunk_length
+        args.replan_steps = default_replan_steps(horizon, ensemble=args.ensemble)
     recorded = record(out, args)
     data = convert(out, recorded, args)
     kinds = args.tokenizers
@@ -769,10 +773,18 @@ def main() -> int:
         "--action-mode", choices=ACTION_MODES, default="absolute", help="what the tokenizers encode (delta: - state)"
     )
     parser.add_argument(
-        "--replan-steps",
-        type=int,
-        help="policy_node replan_steps: actions per chunk (default: the node's)",
+        "--greedy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="policy_node greedy: argmax codes (--no-greedy: the checkpoint's top-k sampling)",
     )
+    parser.add_argument(
+        "--ensemble",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="policy_node ensemble.enabled: average each chunk with the earlier predictions (temporal ensembling)",
+    )
+    parser.add_argument("--replan-steps", type=int, help="policy_node replan_steps (default: the node's)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, here and in the nodes")
     parser.add_argument("--jobs", type=int, default=2, help="policies trained at once (one process each)")
     parser.add_argument(

@@ -46,7 +46,7 @@ class SleepingPolicy:
         self.embodiment, self.model_seconds = spec, model_seconds
         self.tokenizer = SimpleNamespace(kind="fastervq")
 
-    def predict(self, images, state, instruction, *, generator=None):
+    def predict(self, images, state, instruction, *, greedy=None, generator=None):
         time.sleep(self.model_seconds)
         ramp = 1e-3 * np.arange(1, self.embodiment.chunk_length + 1)[:, None]
         ms = self.model_seconds * 1e3

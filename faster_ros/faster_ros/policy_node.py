@@ -1,9 +1,11 @@
 """The policy node: cameras + joint states + instruction in, a safe JointTrajectory out at the control rate.
 
-Inference runs on its own thread, back to back, on a snapshot of the latest inputs; a timer publishes at the
-embodiment's control rate from the latest chunk, after skipping what inference latency consumed and cross-fading
-with the previous chunk (``blend_steps``); with ``replan_steps`` > 1 a chunk drives the robot for that many actions
-before a newer one replaces it (every computed chunk is still published on ``~/action_chunk``). Every tick re-checks
+Inference runs on its own thread, back to back, on a snapshot of the latest inputs, each time every camera and the
+joint state have sent a newer message than the last snapshot holds; a timer publishes at the embodiment's control
+rate from the latest plan, after skipping what inference latency consumed: each new chunk is averaged with the
+earlier predictions for the same times (``ensemble.enabled``, temporal ensembling) or cross-faded over the previous
+chunk (``blend_steps``); with ``replan_steps`` > 1 a chunk drives the robot for that many actions before a newer one
+joins the plan (every computed chunk is still published on ``~/action_chunk``). Every tick re-checks
 the inputs: anything missing, stale, NaN or malformed holds the robot (an empty trajectory, which makes
 joint_trajectory_controller stop and hold position) and the status names the cause. A latched e-stop does the same
 until ``~/reset_estop`` is called. The node never dies on bad input or a model error.
@@ -99,6 +101,12 @@ class PolicyNode(Node):
 
         self._lock = threading.Lock()  # input caches, schedule and counters
         self._command_lock = threading.Lock()  # one trajectory decision at a time (timer and inference thread)
+        # Sources (cameras, "joint_states") with a message newer than the last observation inferred on; inference
+        # waits until all have one, so it never recomputes an old observation or mixes one source's new message with
+        # another's old one (under lock-step simulation a frame and the joint state of one step arrive one by one).
+        self._sources = {*(camera.name for camera in spec.cameras), "joint_states"}
+        self._renewed: set[str] = set()
+        self._inputs_renewed = threading.Event()
         self._frames = {camera.name: _Frame(None, -np.inf) for camera in spec.cameras}
         self._joints = JointStateCache(spec.joint_names)
         self._joint_error = ""
@@ -107,7 +115,10 @@ class PolicyNode(Node):
         self._instruction_error = ""
         self._estopped = False
         self._schedule = ActionSchedule(
-            dt=spec.dt, blend_steps=self._param("blend_steps"), replan_steps=self._param("replan_steps")
+            dt=spec.dt,
+            blend_steps=self._param("blend_steps"),
+            replan_steps=self._param("replan_steps"),
+            ensemble_coeff=self._param("ensemble.coeff") if self._param("ensemble.enabled") else None,
         )
         self._limiter = CommandLimiter(spec.limits, velocity_scale=self._param("velocity_scale"))
         self._status = PolicyStatus(state=PolicyStatus.STATE_IDLE)
@@ -156,6 +167,9 @@ class PolicyNode(Node):
             "policy_path", "", _descriptor("FASTerVLA checkpoint directory (save_pretrained)", read_only=True)
         )
         self.declare_parameter("device", "cpu", _descriptor("torch device for the policy", read_only=True))
+        self.declare_parameter(
+            "greedy", True, _descriptor("argmax codes instead of the checkpoint's top-k sampling", read_only=True)
+        )
         self.declare_parameter("seed", 0, _descriptor("seed for sampling action codes", read_only=True))
         self.declare_parameter(
             "cameras.compressed", False, _descriptor("subscribe to <topic>/compressed", read_only=True)
@@ -166,17 +180,31 @@ class PolicyNode(Node):
             _descriptor("trajectory points published per tick", integers=(1, horizon)),
         )
         self.declare_parameter(
+            "ensemble.enabled",
+            True,
+            _descriptor("average each new chunk with the earlier predictions for the same times", read_only=True),
+        )
+        self.declare_parameter(
+            "ensemble.coeff",
+            0.01,
+            _descriptor(
+                "the k-th prediction of a time (0 the oldest) weighs exp(-coeff k)", read_only=True, floats=(-1.0, 1.0)
+            ),
+        )
+        self.declare_parameter(
             "blend_steps",
             min(3, horizon - 1),
             _descriptor(
-                "actions over which a new chunk fades in over the previous one", read_only=True, integers=(0, horizon)
+                "without ensembling: actions over which a new chunk fades in over the previous one",
+                read_only=True,
+                integers=(0, horizon),
             ),
         )
         self.declare_parameter(
             "replan_steps",
-            default_replan_steps(horizon),
+            default_replan_steps(horizon, ensemble=self._param("ensemble.enabled")),
             _descriptor(
-                "actions of a chunk executed before a newer chunk replaces it", read_only=True, integers=(1, horizon)
+                "actions of a chunk executed before a newer chunk joins the plan", read_only=True, integers=(1, horizon)
             ),
         )
         self.declare_parameter(
@@ -260,6 +288,7 @@ class PolicyNode(Node):
                 return
             with self._lock:
                 self._frames[camera] = _Frame(message, now)
+                self._renew(camera)
 
         return on_image
 
@@ -276,6 +305,13 @@ class PolicyNode(Node):
                 return
             self._joint_error = ""
             self._joint_stamp = message.header.stamp
+            self._renew("joint_states")
+
+    def _renew(self, source: str) -> None:
+        """Call with the lock held."""
+        self._renewed.add(source)
+        if self._renewed == self._sources:
+            self._inputs_renewed.set()
 
     def _on_instruction(self, message: String) -> None:
         text = message.data.strip()
@@ -289,7 +325,7 @@ class PolicyNode(Node):
                     "instruction is empty" if not text else f"instruction has {len(text)} characters (limit {limit})"
                 )
                 self._status.dropped_messages += 1
-            elif text != self._instruction:
+            else:  # a new task, or the same one started again (a new episode): nothing planned before carries over
                 self._instruction, self._instruction_error = text, ""
                 self._discard_plan()
 
@@ -359,6 +395,8 @@ class PolicyNode(Node):
             observed_at = min(self._joints.oldest(), *(frame.received_at for frame in self._frames.values()))
             instruction, epoch = self._instruction, self._epoch
             stamps = [m.header.stamp for m in messages.values()] + [self._joint_stamp]
+            self._renewed.clear()
+            self._inputs_renewed.clear()
         images = {}
         for camera, message in messages.items():
             try:
@@ -372,10 +410,13 @@ class PolicyNode(Node):
         return _Observation(observed_at, epoch, images, state, instruction, stamps)
 
     def _inference_loop(self) -> None:
-        """Replan at most once per control period: a faster model gains nothing from more plans than ticks."""
+        """Replan at most once per control period (a faster model gains nothing from more plans than ticks), and only
+        once every input has a message newer than the last observation's."""
         period, started = self.embodiment.dt, -np.inf
         while self._running and self.context.ok():
             time.sleep(max(0.0, started + period - time.perf_counter()))
+            if not self._inputs_renewed.wait(timeout=period):
+                continue
             started = time.perf_counter()
             if self._policy is None or self._estopped:
                 continue
@@ -396,6 +437,7 @@ class PolicyNode(Node):
                 images=observation.images,
                 state=observation.state,
                 instruction=observation.instruction,
+                greedy=self._param("greedy"),
                 generator=self._generator,
             )
             targets = self._targets(np.asarray(result.actions, dtype=np.float64))

@@ -34,8 +34,8 @@ class RecordingPolicy:
         self.tokenizer = SimpleNamespace(kind="fastervq")
         self.calls: list[dict] = []
 
-    def predict(self, images, state, instruction, *, generator=None):
-        self.calls.append({"images": images, "state": state, "instruction": instruction})
+    def predict(self, images, state, instruction, *, greedy=None, generator=None):
+        self.calls.append({"images": images, "state": state, "instruction": instruction, "greedy": greedy})
         time.sleep(self.delay)
         self.finished += 1
         if self.error is not None:

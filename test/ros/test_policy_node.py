@@ -190,8 +190,8 @@ def test_model_error_holds_and_node_survives(make_rig):
 class NumberedPolicy(RecordingPolicy):
     """Every action of the n-th chunk is the observed state + n * 1e-4 rad: a command names the chunk it came from."""
 
-    def predict(self, images, state, instruction, *, generator=None):
-        output = super().predict(images, state, instruction, generator=generator)
+    def predict(self, images, state, instruction, *, greedy=None, generator=None):
+        output = super().predict(images, state, instruction, greedy=greedy, generator=generator)
         numbered = np.repeat(state[None] + 1e-4 * self.finished, len(output.actions), axis=0)
         return dataclasses.replace(output, actions=numbered)
 
@@ -199,7 +199,13 @@ class NumberedPolicy(RecordingPolicy):
 @pytest.mark.parametrize("replan_steps", [1, 20])
 def test_replan_steps_keeps_a_chunk_driving_for_that_many_actions(make_rig, replan_steps):
     spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")  # 20 actions per chunk at 20 Hz: 1 s each
-    rig = make_rig("single_arm", f"replan_steps:={replan_steps}", "blend_steps:=0", policy=NumberedPolicy(spec))
+    rig = make_rig(
+        "single_arm",
+        f"replan_steps:={replan_steps}",
+        "ensemble.enabled:=false",
+        "blend_steps:=0",
+        policy=NumberedPolicy(spec),
+    )
     start_running(rig)
     seen = len(rig.running_trajectories())
     computed = rig.node._policy.finished
@@ -214,11 +220,44 @@ def test_replan_steps_keeps_a_chunk_driving_for_that_many_actions(make_rig, repl
         assert len(sources) <= 5, sources
 
 
+def test_by_default_every_chunk_joins_an_ensemble_of_the_earlier_predictions(make_rig):
+    spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
+    rig = make_rig("single_arm", "ensemble.coeff:=0.0", policy=NumberedPolicy(spec))
+    assert rig.node.get_parameter("replan_steps").value == 1 and rig.node._schedule.ensemble_coeff == 0.0
+    start_running(rig)
+    rig.feed(1.0)
+    computed = rig.node._policy.finished
+    offsets = [(t.points[0].positions[0] - rig.position[0]) / 1e-4 for t in rig.running_trajectories()[-5:]]
+    # means of the chunks numbered up to `computed` (a cross-fade would mix them too, but never more than two)
+    assert all(0.0 <= offset <= computed for offset in offsets), (offsets, computed)
+    assert any(abs(offset - round(offset)) > 0.05 for offset in offsets), offsets
+    assert rig.node._schedule._weights.max() >= 3  # at least three predictions averaged for one time
+
+
+def test_inference_waits_until_every_input_has_a_newer_message(make_rig):
+    rig = make_rig("single_arm", "image_timeout_s:=5.0")
+    start_running(rig)
+    rig.publish_cameras = False
+    rig.feed(0.3)  # lets a chunk already being computed finish
+    computed = rig.node._policy.finished
+    rig.feed(1.0)  # joint states only: the frames held are not new, and no observation mixes old frames with new joints
+    assert rig.node._policy.finished == computed
+    rig.publish_cameras = True
+    assert rig.wait_for(lambda: rig.node._policy.finished > computed, timeout=5.0)
+
+
+@pytest.mark.parametrize(("overrides", "greedy"), [((), True), (("greedy:=false",), False)])
+def test_the_greedy_parameter_chooses_how_codes_are_decoded(make_rig, overrides, greedy):
+    rig = make_rig("single_arm", *overrides)
+    start_running(rig)
+    assert {call["greedy"] for call in rig.node._policy.calls} == {greedy}
+
+
 @pytest.mark.parametrize(("embodiment", "half_a_chunk"), [("single_arm", 10), ("so101", 5)])
-def test_replan_steps_defaults_to_half_a_chunk(make_rig, embodiment, half_a_chunk):
-    rig = make_rig(embodiment)
+def test_without_ensembling_replan_steps_defaults_to_half_a_chunk(make_rig, embodiment, half_a_chunk):
+    rig = make_rig(embodiment, "ensemble.enabled:=false")
     assert rig.node.get_parameter("replan_steps").value == half_a_chunk
-    assert rig.node._schedule.replan_steps == half_a_chunk
+    assert rig.node._schedule.replan_steps == half_a_chunk and rig.node._schedule.ensemble_coeff is None
 
 
 def test_runtime_change_of_checkpoint_is_refused(make_rig):
@@ -267,7 +306,7 @@ def test_a_delta_checkpoint_commands_targets_around_the_observed_state(make_rig,
     """The checkpoint's tokenizer says its actions are deltas; the robot still receives absolute joint targets."""
     spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
     save_tiny_policy(spec, tmp_path / "policy", delta_bound=0.01)
-    rig = make_rig("single_arm", f"policy_path:={tmp_path / 'policy'}", "blend_steps:=0", policy=False)
+    rig = make_rig("single_arm", f"policy_path:={tmp_path / 'policy'}", policy=False)
     limits = spec.limits  # three quarters up each joint's range: away from zero, where +-0.01 absolute targets lie
     rig.position = limits.position_lower + 0.75 * (limits.position_upper - limits.position_lower)
     start_running(rig)
@@ -276,15 +315,16 @@ def test_a_delta_checkpoint_commands_targets_around_the_observed_state(make_rig,
         assert np.abs(positions - rig.position).max() <= 0.01 + 1e-6
 
 
-def test_a_chunk_from_before_an_instruction_change_is_never_executed(make_rig):
+@pytest.mark.parametrize("second", ["put it back", INSTRUCTION])  # the same instruction again: a new episode
+def test_a_chunk_from_before_an_instruction_is_never_executed(make_rig, second):
     spec = Embodiment.from_yaml(CONFIG_DIR / "single_arm.yaml")
     policy = RecordingPolicy(spec, delay=0.4)
     rig = make_rig("single_arm", policy=policy)
     assert rig.wait_for(lambda: policy.calls, timeout=10.0)
-    rig.instruction.publish(String(data="put it back"))  # while the first chunk is being computed
+    rig.instruction.publish(String(data=second))  # while the first chunk is being computed
     assert rig.wait_for(lambda: policy.finished >= 2, timeout=10.0)
     rig.feed(0.2)
-    assert policy.calls[0]["instruction"] == INSTRUCTION and policy.calls[1]["instruction"] == "put it back"
+    assert policy.calls[0]["instruction"] == INSTRUCTION and policy.calls[1]["instruction"] == second
     assert rig.node._status.chunks_computed == policy.finished - 1  # the first one was discarded
     assert len(rig.chunks) == policy.finished - 1
 

@@ -104,5 +104,50 @@ def test_replan_steps_must_be_positive():
         ActionSchedule(dt=0.1, replan_steps=0)
 
 
-def test_the_default_replan_steps_is_half_a_chunk():
-    assert [default_replan_steps(h) for h in (1, 2, 10, 20, 25)] == [1, 1, 5, 10, 12]
+def test_the_default_replan_steps_is_every_action_when_ensembling_else_half_a_chunk():
+    assert [default_replan_steps(h, ensemble=False) for h in (1, 2, 10, 20, 25)] == [1, 1, 5, 10, 12]
+    assert [default_replan_steps(h, ensemble=True) for h in (1, 10, 25)] == [1, 1, 1]
+
+
+def test_ensembling_averages_every_prediction_of_a_time():
+    schedule = ActionSchedule(dt=0.1, blend_steps=3, ensemble_coeff=0.0)  # blend_steps plays no part
+    for value, observed_at in [(0.0, 0.0), (3.0, 0.1), (6.0, 0.2)]:
+        schedule.push(np.full((4, 1), value), observed_at=observed_at, ready_at=observed_at)
+    times, actions = schedule.upcoming(0.2)
+    np.testing.assert_allclose(times, [0.1, 0.2, 0.3, 0.4])
+    # due at 0.3 and 0.4: predicted by all three chunks, (0 + 3 + 6) / 3; at 0.5 by the last two; at 0.6 by the last
+    np.testing.assert_allclose(actions[:, 0], [3.0, 3.0, 4.5, 6.0])
+
+
+def test_a_positive_ensemble_coeff_favours_the_older_predictions():
+    coeff = 0.5
+    schedule = ActionSchedule(dt=0.1, ensemble_coeff=coeff)
+    schedule.push(np.zeros((5, 1)), observed_at=0.0, ready_at=0.0)
+    schedule.push(np.ones((5, 1)), observed_at=0.1, ready_at=0.1)
+    schedule.push(np.full((5, 1), 2.0), observed_at=0.2, ready_at=0.2)
+    _, actions = schedule.upcoming(0.2, limit=1)  # due at 0.3: weights exp(0), exp(-coeff), exp(-2 coeff)
+    weights = np.exp(-coeff * np.arange(3))
+    assert actions[0, 0] == pytest.approx(weights @ [0.0, 1.0, 2.0] / weights.sum())
+    assert actions[0, 0] < 1.0
+
+
+def test_ensembling_weighs_old_predictions_at_the_new_chunks_times():
+    schedule = ActionSchedule(dt=0.1, ensemble_coeff=0.0)
+    schedule.push(ramp(10, 1), observed_at=0.0, ready_at=0.0)  # value at time t is 10 t - 1
+    schedule.push(np.zeros((10, 1)), observed_at=0.25, ready_at=0.25)  # off the first chunk's grid
+    schedule.push(np.zeros((10, 1)), observed_at=0.35, ready_at=0.35)
+    _, actions = schedule.upcoming(0.35, limit=1)  # due at 0.45: old 3.5, then two zeros
+    assert actions[0, 0] == pytest.approx(3.5 / 3)
+
+
+def test_after_clear_ensembling_starts_afresh():
+    schedule = ActionSchedule(dt=0.1, ensemble_coeff=0.0)
+    schedule.push(np.zeros((5, 1)), observed_at=0.0, ready_at=0.0)
+    schedule.clear()
+    schedule.push(np.ones((5, 1)), observed_at=0.1, ready_at=0.1)
+    np.testing.assert_allclose(schedule.upcoming(0.1)[1][:, 0], 1.0)
+
+
+def test_ensemble_coeff_must_be_finite():
+    with pytest.raises(ValueError, match="ensemble_coeff"):
+        ActionSchedule(dt=0.1, ensemble_coeff=float("nan"))
