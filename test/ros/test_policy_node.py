@@ -228,7 +228,7 @@ def test_by_default_every_chunk_joins_an_ensemble_of_the_earlier_predictions(mak
     rig.feed(1.0)
     computed = rig.node._policy.finished
     offsets = [(t.points[0].positions[0] - rig.position[0]) / 1e-4 for t in rig.running_trajectories()[-5:]]
-    # means of the chunks numbered up to `computed` (a cross-fade would mix them too, but never more than two)
+    # means of the chunks numbered up to `computed` (a cross-fade mixes chunks too; only ensembling sums weights)
     assert all(0.0 <= offset <= computed for offset in offsets), (offsets, computed)
     assert any(abs(offset - round(offset)) > 0.05 for offset in offsets), offsets
     assert rig.node._schedule._weights.max() >= 3  # at least three predictions averaged for one time
