@@ -71,8 +71,8 @@ class ActionSchedule:
         if previous is not None and self.ensemble_coeff is not None:
             values, covered, earlier = previous
             earlier = np.where(covered, earlier * math.exp(self.ensemble_coeff), 0.0)
-            fresh = (earlier[:, None] * values + fresh) / (earlier + 1.0)[:, None]
             weights = earlier + 1.0
+            fresh = (earlier[:, None] * values + fresh) / weights[:, None]
         elif previous is not None and self.blend_steps:
             values, covered, _ = previous
             weight = np.minimum(1.0, np.arange(1, len(times) + 1) / (self.blend_steps + 1))[:, None]
