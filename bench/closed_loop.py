@@ -185,7 +185,8 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     (ROS_DOMAIN_ID + shard), driven by a thread of this process: the simulator runs in real time, as a robot does, so
     pairs side by side multiply the episodes per minute until the CPU is full; then the simulator falls behind its
     clock and the converter's control-rate ticks repeat or skip observations (the convert stage prints simulator
-    minus converted steps per episode: 1 for every episode when one pair records alone)."""
+    minus converted steps per episode: -1 for every episode when one pair records alone, since every observation
+    from the reset pose to the last one is a step, each with the command the expert decided from it)."""
     from faster_core.data.sim.so101 import (
         FRONT_CAMERA_POSITION,
         FRONT_CAMERA_TARGET,
@@ -195,7 +196,8 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
               "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
-              "render_mesh_cell_m": RENDER_MESH_CELL_M}  # fmt: skip
+              "render_mesh_cell_m": RENDER_MESH_CELL_M,
+              "expert_commands": "with the observation they were decided from"}  # fmt: skip
     if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
         cameras = Embodiment.from_yaml(args.embodiment).camera_names
         config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
@@ -378,7 +380,7 @@ def convert(out: Path, recorded: dict[str, Any], args: argparse.Namespace) -> di
     from faster_core.data import EpisodeDataset
     from faster_core.data.bags import BagConversion, convert_bags
 
-    config = {"record": upstream(recorded), "only_successful": True}
+    config = {"record": upstream(recorded), "only_successful": True, "sync_window": BagConversion.sync_window}
     directory = out / "dataset"
     if (hit := cached(directory, config)) is not None:
         stage(f"2/5 convert: cached, {hit['episodes']} episodes in {directory}")

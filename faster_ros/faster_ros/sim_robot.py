@@ -2,7 +2,9 @@
 
 ``mode:=policy`` follows trajectories with joint_trajectory_controller semantics (TrajectoryFollower) at the
 simulator's control rate; ``mode:=expert`` lets the shipped scripted controller act and publishes the joint targets
-it commands on the trajectory topic, so episodes can be recorded through ROS. Each episode ends on success, on the
+it commands on the trajectory topic, each just before the observation it was decided from (as a teleoperation
+leader's command accompanies the follower's state), so episodes recorded through ROS convert into pairs of an
+observation and its command, the first at the reset pose. Each episode ends on success, on the
 block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON) and the next
 episode starts (``~/reset`` starts one at once).
 
@@ -109,7 +111,7 @@ class SimRobot(Node):
             self.create_subscription(ActionChunk, chunk_topic, self._on_chunk, RELIABLE)
             self.create_timer(0.002, self._lockstep)
         else:
-            self.create_timer(self.sim.dt, self._step)
+            self._step_timer = self.create_timer(self.sim.dt, self._step)
         self._start_episode()
 
     def _now_ns(self) -> int:
@@ -159,9 +161,12 @@ class SimRobot(Node):
     def _start_episode(self) -> None:
         self.sim.reset(self.seed + self.episode)
         self.steps = self.commands = 0
+        if self.mode == "expert":
+            self._expert_targets = self.sim.expert_targets()
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self._instruction.publish(String(data=INSTRUCTION))
         if self.clock_mode == "realtime":
+            self._step_timer.reset()  # the first step comes a whole period after the first observation, as every other
             self._publish_observation()
         self.get_logger().info(f"episode {self.episode} ({self.mode}): {INSTRUCTION}")
 
@@ -187,14 +192,8 @@ class SimRobot(Node):
 
     def _step(self) -> None:
         if self.mode == "expert":
-            targets = self.sim.expert_step()
-            command = JointTrajectory(joint_names=list(self.embodiment.joint_names))
-            command.points = [
-                JointTrajectoryPoint(
-                    positions=targets.tolist(), time_from_start=Duration(nanosec=int(self.sim.dt * 1e9))
-                )
-            ]
-            self._commands.publish(command)
+            self.sim.command(self._expert_targets)
+            self._expert_targets = self.sim.expert_targets()  # decided from the new observation, published with it
         else:
             self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1
@@ -222,14 +221,30 @@ class SimRobot(Node):
         self._start_episode()
 
     def _publish_observation(self) -> None:
+        """In expert mode the command decided from this observation, then the joint state, then the frames.
+
+        A recording's converter anchors its control ticks on the camera's frames and takes each stream's latest
+        message at the tick: published in this order, the frame's tick holds the joint state and the command of the
+        same step, so every observation is paired with the command it led to (as a teleoperated robot's is), from
+        the reset pose on.
+        """
         stamp = self._stamp()
-        for camera, image in self.sim.frames().items():
-            message = from_rgb(image)
-            message.header.stamp, message.header.frame_id = stamp, camera
-            self._cameras[camera].publish(message)
+        frames = self.sim.frames()  # rendering takes most of a control period: nothing goes out before it is done
+        if self.mode == "expert":
+            command = JointTrajectory(joint_names=list(self.embodiment.joint_names))
+            command.points = [
+                JointTrajectoryPoint(
+                    positions=self._expert_targets.tolist(), time_from_start=Duration(nanosec=int(self.sim.dt * 1e9))
+                )
+            ]
+            self._commands.publish(command)
         state = JointState(name=list(self.embodiment.joint_names), position=self.sim.joint_positions().tolist())
         state.header.stamp = stamp
         self._joints.publish(state)
+        for camera, image in frames.items():
+            message = from_rgb(image)
+            message.header.stamp, message.header.frame_id = stamp, camera
+            self._cameras[camera].publish(message)
 
     def destroy_node(self) -> None:
         self.sim.close()

@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import sys
 
+import numpy as np
 import pytest
 
 from repo_paths import REPO
@@ -106,3 +107,30 @@ def test_wrist_recordings_are_cached_apart_from_front_ones(closed_loop, monkeypa
     front, wrist = keys
     assert "cameras" not in front and "wrist_camera" not in front
     assert wrist["cameras"] == ["front", "wrist"] and wrist["wrist_camera"]["body"] == "gripper"
+
+
+def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decided_from_it(
+    closed_loop, monkeypatch, tmp_path, ros_env
+):
+    """Record and convert one episode through ROS: its first step is the reset pose, and every step's action is the
+    command the expert decided from that step's observation (not the one before: a one-step lag in the labels
+    teaches a policy to repeat what its joint state shows it already doing)."""
+    from faster_core.data import EpisodeDataset
+    from faster_core.data.sim.so101 import So101PickPlace
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", ros_env["ROS_DOMAIN_ID"])
+    args = _args(episodes=1, record_jobs=1, max_steps=120, image_size=32, threads=1,
+                 embodiment=closed_loop.resolve_config("so101"))  # fmt: skip
+    recorded = closed_loop.record(tmp_path, args)
+    closed_loop.convert(tmp_path, recorded, args)
+    (episode,) = recorded["episodes"]
+    dataset = EpisodeDataset(tmp_path / "dataset")
+    steps = dataset.episode(0)
+    reference = So101PickPlace(closed_loop.Embodiment.from_yaml(args.embodiment), seed=episode["seed"])
+    expected_states, expected_actions = [], []
+    for _ in range(5):
+        expected_states.append(reference.joint_positions())
+        expected_actions.append(reference.expert_step())
+    np.testing.assert_allclose(steps.state[:5], np.array(expected_states), atol=1e-5)
+    np.testing.assert_allclose(steps.action[:5], np.array(expected_actions), atol=1e-5)
+    assert len(dataset) == 1 and steps.state.shape[0] == episode["steps"] + 1  # the step after the last command too

@@ -1,7 +1,11 @@
 """rosbag2 recordings -> episodes, without ROS: one bag is one episode, read with ``rosbags`` (mcap or sqlite3).
 
-Alignment. Ticks run at the control rate over the reference camera's span (first tick = its first frame).
-Every stream contributes, at each tick, its latest message received at or before the tick, never a later one;
+Alignment. Ticks run at the control rate over the reference camera's span, the first ``sync_window`` (half) of a
+period after its first frame: the messages of one observation (frames, joint state, the command decided from them)
+reach a recorder milliseconds apart, in any order and with the jitter of a loaded machine, and a tick must hold all of
+them and none of the next observation's, or an episode loses its first step and its actions are paired with the
+observation after the one they were decided from. Every stream contributes, at each tick, its latest message
+received at or before the tick, never a later one;
 a tick where some stream's latest message is older than ``max_age_s`` (or has not arrived) is dropped. Times are
 the bag's receive times: what the robot had at that moment, on one clock (header stamps may come from another
 clock, and a JointTrajectory stamp of 0 means "start now").
@@ -55,9 +59,14 @@ class BagConversion:
     rate_hz: float | None = None  # default: embodiment.control_rate_hz
     reference_camera: str | None = None  # default: the embodiment's first camera
     max_age_s: float = 0.2
+    sync_window: float = 0.5  # fraction of a control period between a reference frame and its tick
     action_topic: str | None = None  # default: topics.trajectory if the bag has messages on it, else none
     instruction: str | None = None  # used when the bag carries none
     min_steps: int = 10
+
+    def __post_init__(self):
+        if not 0 <= self.sync_window < 1:
+            raise ValueError(f"sync_window is a fraction of the control period in [0, 1), got {self.sync_window}")
 
     @property
     def rate(self) -> float:
@@ -268,7 +277,8 @@ def _align(contents: _BagContents, config: BagConversion) -> _Aligned:
     reference_times = contents.camera_times[config.reference_camera or embodiment.camera_names[0]]
     period = NS / config.rate
     count = int((reference_times[-1] - reference_times[0]) // period) + 1
-    ticks = (reference_times[0] + np.round(np.arange(count) * period)).astype(np.int64)
+    # offsets in integer ns before adding: receive times near 1.7e18 ns are not exact in float64
+    ticks = reference_times[0] + np.round((np.arange(count) + config.sync_window) * period).astype(np.int64)
 
     state = np.zeros((count, embodiment.dof))
     state_valid = np.ones(count, dtype=bool)

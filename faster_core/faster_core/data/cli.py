@@ -56,6 +56,7 @@ def _from_bags(args: argparse.Namespace) -> int:
         rate_hz=args.rate,
         reference_camera=args.reference_camera,
         max_age_s=args.max_age,
+        sync_window=args.sync_window,
         action_topic=args.action_topic,
         instruction=args.instruction,
         min_steps=args.min_steps,
@@ -118,6 +119,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bags.add_argument("--rate", type=float, help="tick rate in Hz (default: the embodiment's control rate)")
     bags.add_argument("--reference-camera", help="camera whose span and first frame set the ticks (default: first)")
     bags.add_argument("--max-age", type=float, default=0.2, help="drop a tick whose data is older, s (default 0.2)")
+    bags.add_argument(
+        "--sync-window",
+        type=float,
+        default=0.5,
+        help="ticks sit this fraction of a period after the reference frames, so that each holds the messages of "
+        "one observation (default 0.5)",
+    )
     bags.add_argument(
         "--action-topic",
         help="JointState (teleop leader) or JointTrajectory topic of the actions (default: the embodiment's "

@@ -61,6 +61,6 @@ def test_from_bags_converts_and_reports_skipped_bags(tmp_path, capsys):
     argv = ["data", "from-bags", str(good), str(short), "--embodiment", str(CONFIG_DIR / "so101.yaml")]
     assert run([*argv, "--out", str(tmp_path / "ds"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "good: episode 0, 18 steps" in out and "short: skipped: too short" in out
+    assert "good: episode 0, 19 steps" in out and "short: skipped: too short" in out
     assert EpisodeDataset(tmp_path / "ds").embodiment == "so101"
     assert run([*argv[:2], *argv[3:], "--out", str(tmp_path / "none"), "--quiet"]) == 1  # nothing converted

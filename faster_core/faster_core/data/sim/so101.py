@@ -82,7 +82,8 @@ class So101PickPlace:
         self._ctrl_range = model.actuator_ctrlrange[self._actuator_ids]
         self._substeps = round(self._env.control_dt / self._env.physics_dt)
         self._targets: np.ndarray | None = None
-        # env.step() applies an action then judges success; joint targets replace the IK action step.
+        # env.step() applies an action then judges success; joint targets replace its IK action step (the expert's IK
+        # runs in expert_targets).
         self._ee_apply = self._env.apply_action
         self._env.apply_action = self._apply
         self._controller = PickPlaceController(DEFAULT_ACTION_SCALE)
@@ -145,33 +146,43 @@ class So101PickPlace:
     def command(self, targets: np.ndarray) -> None:
         """Hold joint ``targets`` (clipped to the servos' range) for one control step."""
         self._targets = np.clip(np.asarray(targets, dtype=np.float64), self._ctrl_range[:, 0], self._ctrl_range[:, 1])
-        self._step(None)
+        self._step()
 
-    def expert_step(self, position_noise: np.ndarray | None = None) -> np.ndarray:
-        """One step of the scripted controller; returns the joint targets it commanded.
+    def expert_targets(self, position_noise: np.ndarray | None = None) -> np.ndarray:
+        """The joint targets the scripted controller commands from the current observation; nothing moves yet.
 
-        ``position_noise`` (metres, [3]) is added to the controller's end-effector move whenever it moves (not while
-        it holds still to grasp or release): the arm then strays from the ideal path and the controller, which
-        steers from where the gripper is, brings it back, so the recording shows recoveries as well.
+        A recording pairs each observation with the command decided from it, so a robot publishes these with the
+        observation and then holds them for the step (``command``). ``position_noise`` (metres, [3]) is added to
+        the controller's end-effector move whenever it moves (not while it holds still to grasp or release): the
+        arm then strays from the ideal path and the controller, which steers from where the gripper is, brings it
+        back, so the recording shows recoveries as well.
         """
         block_position = self._observation["environment_state"][:3]
         action = np.asarray(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
         if position_noise is not None and np.any(action[:3] != 0):
             action = action.copy()
             action[:3] += np.asarray(position_noise) / DEFAULT_ACTION_SCALE
-        self._step(action)
+        # The environment solves its IK and steps the physics in one call; with no substeps it only sets the targets.
+        substeps, self._env._n_substeps = self._env._n_substeps, 0
+        try:
+            self._ee_apply(action)
+        finally:
+            self._env._n_substeps = substeps
         return self.commanded_targets()
 
-    def _step(self, action) -> None:
-        self._observation, _, terminated, _, info = self._env.step(action)
+    def expert_step(self, position_noise: np.ndarray | None = None) -> np.ndarray:
+        """One step of the scripted controller (``expert_targets``, then ``command``); returns the targets."""
+        targets = self.expert_targets(position_noise)
+        self.command(targets)
+        return targets
+
+    def _step(self) -> None:
+        self._observation, _, terminated, _, info = self._env.step(None)
         self.success = bool(info["succeed"])
         self.terminated = bool(terminated)
         self.closest_approach = min(self.closest_approach, self._gripper_to_block())
 
-    def _apply(self, action) -> None:
-        if action is not None:
-            self._ee_apply(action)
-            return
+    def _apply(self, _action: None) -> None:
         self._env.data.ctrl[self._actuator_ids] = self._targets
         for _ in range(self._substeps):
             mujoco.mj_step(self._env.model, self._env.data)
