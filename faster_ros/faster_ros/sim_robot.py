@@ -221,12 +221,9 @@ class SimRobot(Node):
         self._start_episode()
 
     def _publish_observation(self) -> None:
-        """In expert mode the command decided from this observation, then the joint state, then the frames.
-
-        A recording's converter anchors its control ticks on the camera's frames and takes each stream's latest
-        message at the tick: published in this order, the frame's tick holds the joint state and the command of the
-        same step, so every observation is paired with the command it led to (as a teleoperated robot's is), from
-        the reset pose on.
+        """In expert mode the command decided from this observation goes out with it, so that a recording pairs
+        each observation with the command it led to, from the reset pose on. The messages reach a recorder in any
+        order; the converter's ticks, half a period after each frame (``BagConversion.sync_window``), hold them all.
         """
         stamp = self._stamp()
         frames = self.sim.frames()  # rendering takes most of a control period: nothing goes out before it is done
