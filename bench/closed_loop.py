@@ -460,7 +460,8 @@ def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, 
     for kind, tokenizer in tokenizers.items():
         config = {"tokenizer": upstream(tokenizer), "backbone": BACKBONE, "steps": args.policy_steps, "lr": args.lr,
                   "warmup": args.warmup, "batch_size": args.batch_size, "image_size": args.image_size,
-                  "augment_images": args.augment_images, "seed": args.seed}  # fmt: skip
+                  "augment_images": args.augment_images, "state_noise": args.state_noise,
+                  "seed": args.seed}  # fmt: skip
         directory = out / "policies" / kind
         if (hit := cached(directory, config)) is not None:
             print(f"{LABELS[kind]} policy: cached in {directory}")
@@ -470,6 +471,7 @@ def train_all(out: Path, tokenizers: dict[str, dict[str, Any]], data: dict[str, 
                 "--backbone", BACKBONE, "--steps", str(args.policy_steps), "--lr", str(args.lr),
                 "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                 "--image-size", str(args.image_size), "--seed", str(args.seed), "--validation-samples", "32",
+                "--state-noise", str(args.state_noise),
                 "--embodiment", str(args.embodiment), "--quiet"]  # fmt: skip
         plans[kind] = (config, directory, [*argv, "--augment-images"] if args.augment_images else argv)
     log_dir = out / "logs" / "train"
@@ -659,7 +661,8 @@ def table(results: dict[str, dict[str, Any]], data: dict[str, Any], args: argpar
     lines.append("targets: " + "; ".join(verdict) + f"; M = {args.eval_episodes} episodes per policy")
     lines.append(
         f"{args.action_mode} actions, {'greedy' if args.greedy else 'sampled'} codes, "
-        f"{'ensembled' if args.ensemble else 'cross-faded'} chunks, replan {args.replan_steps}; limits: data "
+        f"{'ensembled' if args.ensemble else 'cross-faded'} chunks, replan {args.replan_steps}"
+        f"{f', trained with state noise {args.state_noise:g}' if args.state_noise else ''}; limits: data "
         f"{data['episodes']} demos / {data['frames']} steps; {args.policy_steps} steps x batch "
         f"{args.batch_size} (~{epochs:.0f} epochs) of a random-init {BACKBONE} "
         f"({_parameters(results)}) at {args.image_size} px on CPU; M = {args.eval_episodes}: success rates carry a "
@@ -794,6 +797,12 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="train with random crop, rotation and colour jitter (vla train --augment-images)",
+    )
+    parser.add_argument(
+        "--state-noise",
+        type=float,
+        default=0.0,
+        help="std of Gaussian noise on the prompt's normalised joint state in training (vla train --state-noise)",
     )
     args = parser.parse_args()
     if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":

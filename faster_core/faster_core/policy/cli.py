@@ -79,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
         freeze_backbone=args.freeze_backbone,
         freeze_vision=args.freeze_vision,
         augmentation=ImageAugmentation() if args.augment_images else None,
+        state_noise=args.state_noise,
         bf16=args.bf16,
         validate_every=args.validate_every,
         seed=args.seed,
@@ -165,6 +166,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast")
     train.add_argument(
         "--augment-images", action="store_true", help="random crop, rotation and colour jitter (openpi's recipe)"
+    )
+    train.add_argument(
+        "--state-noise",
+        type=float,
+        default=0.0,
+        help="std of Gaussian noise on the prompt's joint state, in normalised units (q01..q99 span 2); makes the "
+        "policy look at the images instead of reading its direction from the arm's motion",
     )
     train.add_argument("--validation-fraction", type=float, default=0.1, help="episodes held out")
     train.add_argument("--validation-samples", type=int, default=64, help="held-out steps evaluated")

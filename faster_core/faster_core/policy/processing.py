@@ -60,8 +60,10 @@ class StateNormalizer:
         limits = embodiment.limits
         return cls(tuple(limits.position_lower.tolist()), tuple(limits.position_upper.tolist()))
 
-    def bins(self, state: np.ndarray, count: int) -> np.ndarray:
+    def bins(self, state: np.ndarray, count: int, *, shift: np.ndarray | None = None) -> np.ndarray:
         normalised = normalize(np.asarray(state, dtype=np.float64), np.asarray(self.q01), np.asarray(self.q99))
+        if shift is not None:
+            normalised = normalised + shift
         return np.clip(np.floor((normalised + 1) / 2 * count), 0, count - 1).astype(np.int64)
 
 
@@ -91,8 +93,9 @@ class FASTerProcessor:
         if len(state_normalizer.q01) != embodiment.dof:
             raise ValueError(f"state normalisation has {len(state_normalizer.q01)} dimensions, not {embodiment.dof}")
 
-    def prompt(self, state: np.ndarray, instruction: str) -> str:
-        bins = self.state_normalizer.bins(state, self.state_bins)
+    def prompt(self, state: np.ndarray, instruction: str, *, state_noise: np.ndarray | None = None) -> str:
+        """``state_noise`` (normalised units, q01..q99 -> [-1, 1]) shifts the state before binning: training only."""
+        bins = self.state_normalizer.bins(state, self.state_bins, shift=state_noise)
         return f"Task: {' '.join(instruction.split())}, State: {' '.join(map(str, bins.tolist()))};"
 
     def check_observation(
@@ -126,15 +129,29 @@ class FASTerProcessor:
             raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
         return checked, state.astype(np.float64)
 
-    def __call__(self, samples: Sequence[Sample | Mapping[str, Any]], *, with_actions: bool = False) -> PolicyBatch:
+    def __call__(
+        self,
+        samples: Sequence[Sample | Mapping[str, Any]],
+        *,
+        with_actions: bool = False,
+        state_noise: float = 0.0,  # std of Gaussian noise on each prompt's normalised state; training only
+        generator: np.random.Generator | None = None,  # draws that noise
+    ) -> PolicyBatch:
+        """Batch samples for the model; with ``state_noise`` the prompts show perturbed joint states (the actions stay
+        as demonstrated), so a policy cannot read where the arm is heading from the state alone and must look."""
         samples = [s if isinstance(s, Sample) else Sample(**s) for s in samples]
         if not samples:
             raise ValueError("no samples")
+        if not (np.isfinite(state_noise) and state_noise >= 0):
+            raise ValueError(f"state_noise must be a finite number >= 0, got {state_noise}")
+        if state_noise > 0 and generator is None:
+            raise ValueError("state_noise needs a generator (np.random.Generator) to draw the noise from")
         pixels, prompts = [], []
         for sample in samples:
             images, state = self.check_observation(sample.images, sample.state, sample.instruction)
             pixels.append(torch.stack([self._pixels(images[c]) for c in self.embodiment.camera_names]))
-            prompts.append(self.text_tokenizer.encode(self.prompt(state, sample.instruction)))
+            noise = generator.normal(0.0, state_noise, state.shape) if state_noise > 0 else None
+            prompts.append(self.text_tokenizer.encode(self.prompt(state, sample.instruction, state_noise=noise)))
         length = max(map(len, prompts))
         text_ids = torch.full((len(samples), length), self.text_tokenizer.pad_id, dtype=torch.long)
         text_mask = torch.zeros(len(samples), length, dtype=torch.bool)

@@ -63,6 +63,7 @@ def train_policy(
     freeze_backbone: bool = False,  # stage 1: only the action expert learns
     freeze_vision: bool = False,  # stage 2: partial freezing of the vision tower
     augmentation: ImageAugmentation | None = None,  # random crop / rotation / colour per training image
+    state_noise: float = 0.0,  # std of Gaussian noise on the prompts' normalised joint states (q01..q99 -> [-1, 1])
     bf16: bool | None = None,  # autocast to bfloat16; default: on CUDA with bf16 support, off on CPU
     validate_every: int = 0,  # 0: validate once, at the end
     seed: int = 0,
@@ -98,12 +99,15 @@ def train_policy(
         )
         torch.manual_seed(seed + rank)  # spacing augmentation differs per rank, as the data does
         augmenter = torch.Generator().manual_seed(seed + rank)
+        state_noiser = np.random.default_rng(seed + rank)
         batches = _batches(samples, batch_size // world, rank=rank, world=world, seed=seed)
         result = TrainResult()
         bar = tqdm(range(steps), disable=not progress or rank != 0, desc="train FASTerVLA", dynamic_ncols=True)
         for step in bar:
             policy.train()
-            batch = policy.processor(next(batches), with_actions=True).to(device)
+            batch = policy.processor(
+                next(batches), with_actions=True, state_noise=state_noise, generator=state_noiser
+            ).to(device)
             if augmentation is not None:
                 processor = policy.processor
                 batch.pixels = augmentation(

@@ -57,7 +57,7 @@ def test_train_on_a_dataset_then_predict_with_the_saved_policy(tmp_path, capsys)
     train += ["--embodiment", SINGLE_ARM, "--out", str(tmp_path / "policy"), "--image-size", "32"]
     train += ["--expert-width", "48"]
     options = ["--steps", "2", "--batch-size", "2", "--validation-fraction", "0.34", "--augment-images", "--quiet"]
-    assert _run([*train, *options]) == 0
+    assert _run([*train, *options, "--state-noise", "0.05"]) == 0
     assert "trained 2 steps on 10 samples" in capsys.readouterr().out
     policy = FASTerVLA.from_pretrained(tmp_path / "policy")
     assert (tmp_path / "policy" / "training_log.json").is_file() and policy.backbone.image_size == 32
