@@ -688,7 +688,10 @@ def _parameters(results: dict[str, dict[str, Any]]) -> str:
             with safe_open(str(file), "pt") as handle:
                 total += sum(int(np.prod(handle.get_slice(k).get_shape())) for k in handle.keys())  # noqa: SIM118
         sizes.append(total / 1e6)
-    return f"{min(sizes):.1f}-{max(sizes):.1f}M parameters" if sizes else "?"
+    if not sizes:
+        return "?"
+    low, high = f"{min(sizes):.1f}", f"{max(sizes):.1f}"
+    return f"{low}M parameters" if low == high else f"{low}-{high}M parameters"
 
 
 # ------------------------------------------------------------------------------------------------------- main
