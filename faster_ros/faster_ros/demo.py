@@ -4,8 +4,8 @@
 2. FASTerVQ fitted on their action chunks (`faster tokenizer fit`);
 3. a tiny FASTerVLA (random-init tiny PaliGemma, trained briefly) (`faster vla train`);
 4. `sim_robot` (the simulator behind robot topics) and `policy_node` (that checkpoint) run as two ROS processes;
-   this process watches the topics and prints what happens: episode outcomes, trajectory rate, the latency
-   breakdown and a few trajectory points.
+   this process restarts the episode once the policy is up, watches the topics and prints what happens: episode
+   outcomes, trajectory rate, the latency breakdown and a few trajectory points.
 
 Steps 1-3 are cached under --workdir: each reruns when its options (or an earlier step's run) changed, --fresh
 rebuilds all three. The policy is small and trained for a few CPU-minutes: it moves the arm but is not expected to
@@ -29,6 +29,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from faster_core.embodiment import Embodiment, resolve_config
@@ -78,13 +79,22 @@ class Monitor:
     """Subscribes to what a robot integrator would watch."""
 
     def __init__(self, node, trajectory_topic: str):
-        self.outcomes: list[dict] = []
+        self.outcomes: list[dict] = []  # episodes begun after the restart, when the policy was up
+        self.restarted = False  # the restart's own outcome (reason "reset") has arrived
         self.printed = 0  # outcomes already reported
         self.status: PolicyStatus | None = None
         self.trajectories: list[tuple[float, JointTrajectory]] = []
-        node.create_subscription(String, "/sim_robot/outcome", lambda m: self.outcomes.append(json.loads(m.data)), 10)
+        node.create_subscription(String, "/sim_robot/outcome", self._on_outcome, 10)
         node.create_subscription(PolicyStatus, "/policy_node/status", self._on_status, 10)
         node.create_subscription(JointTrajectory, trajectory_topic, self._on_trajectory, 10)
+
+    def _on_outcome(self, message: String) -> None:
+        """One publisher sends them in order: whatever follows the restart's outcome ran under the policy."""
+        outcome = json.loads(message.data)
+        if outcome["reason"] == "reset":
+            self.restarted = True
+        elif self.restarted:
+            self.outcomes.append(outcome)
 
     def _on_status(self, message: PolicyStatus) -> None:
         self.status = message
@@ -109,12 +119,19 @@ def closed_loop(policy: Path, args: argparse.Namespace) -> int:
         with rclpy.init():
             node = rclpy.create_node("demo_monitor")
             monitor = Monitor(node, _trajectory_topic(config))
+            restart = node.create_client(Trigger, "/sim_robot/reset")
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             started, last_report = time.monotonic(), time.monotonic()
             deadline = started + args.eval_episodes * (args.max_steps * 0.1 + 5) + 60
+            restart_requested = False
             while len(monitor.outcomes) < args.eval_episodes and time.monotonic() < deadline:
                 executor.spin_once(timeout_sec=0.1)
+                # The simulator runs in real time from its start; a policy loading on a busy machine would miss the
+                # first episode. Once the policy reports, start a fresh one and count from there.
+                if not restart_requested and monitor.status is not None and restart.service_is_ready():
+                    restart.call_async(Trigger.Request())
+                    restart_requested = True
                 if any(p.poll() is not None for p in processes):
                     print("demo: a node exited early", file=sys.stderr)
                     return 1
