@@ -93,9 +93,9 @@ class FASTerProcessor:
         if len(state_normalizer.q01) != embodiment.dof:
             raise ValueError(f"state normalisation has {len(state_normalizer.q01)} dimensions, not {embodiment.dof}")
 
-    def prompt(self, state: np.ndarray, instruction: str, *, state_noise: np.ndarray | None = None) -> str:
-        """``state_noise`` (normalised units, q01..q99 -> [-1, 1]) shifts the state before binning: training only."""
-        bins = self.state_normalizer.bins(state, self.state_bins, shift=state_noise)
+    def prompt(self, state: np.ndarray, instruction: str, *, state_shift: np.ndarray | None = None) -> str:
+        """``state_shift`` (normalised units, q01..q99 -> [-1, 1]) moves the state before binning: training noise."""
+        bins = self.state_normalizer.bins(state, self.state_bins, shift=state_shift)
         return f"Task: {' '.join(instruction.split())}, State: {' '.join(map(str, bins.tolist()))};"
 
     def check_observation(
@@ -151,7 +151,7 @@ class FASTerProcessor:
             images, state = self.check_observation(sample.images, sample.state, sample.instruction)
             pixels.append(torch.stack([self._pixels(images[c]) for c in self.embodiment.camera_names]))
             noise = generator.normal(0.0, state_noise, state.shape) if state_noise > 0 else None
-            prompts.append(self.text_tokenizer.encode(self.prompt(state, sample.instruction, state_noise=noise)))
+            prompts.append(self.text_tokenizer.encode(self.prompt(state, sample.instruction, state_shift=noise)))
         length = max(map(len, prompts))
         text_ids = torch.full((len(samples), length), self.text_tokenizer.pad_id, dtype=torch.long)
         text_mask = torch.zeros(len(samples), length, dtype=torch.bool)
