@@ -276,7 +276,9 @@ def _align(contents: _BagContents, config: BagConversion) -> _Aligned:
         raise BagError(f"no messages at all for {silent}")
     reference_times = contents.camera_times[config.reference_camera or embodiment.camera_names[0]]
     period = NS / config.rate
-    count = int((reference_times[-1] - reference_times[0]) // period) + 1
+    # Rounded, not floored: on a loaded machine the frames of N steps can span a little less than N - 1 periods, and
+    # a floored count would drop the last step.
+    count = round((reference_times[-1] - reference_times[0]) / period) + 1
     # offsets in integer ns before adding: receive times near 1.7e18 ns are not exact in float64
     ticks = reference_times[0] + np.round((np.arange(count) + config.sync_window) * period).astype(np.int64)
 

@@ -34,6 +34,7 @@ class Recording:
     joint_names: tuple[str, ...] = tuple(reversed(EMBODIMENT.joint_names))  # out of order on purpose
     joint_gap: tuple[float, float] | None = None  # no joint states in this interval (s)
     camera: bool = True
+    first_frame_late_ms: int = 0  # frame 0 arrives this late (a loaded machine): the frames span less than 19 periods
     silent_camera: bool = False  # the camera's topic is in the bag (as the recorder declares it) with no message
     compressed: bool = False
     trajectory: bool = False
@@ -106,7 +107,8 @@ def write_bag(path: Path, recording: Recording, storage: StoragePlugin = Storage
         topic, msgtype = "/camera/front/image_raw", "sensor_msgs/msg/Image"
         if recording.compressed:
             topic, msgtype = f"{topic}/compressed", "sensor_msgs/msg/CompressedImage"
-        for index, ns in enumerate(range(T0, end, 100 * MS)):  # 10 Hz, frame i at exactly i * 100 ms
+        for index, on_time in enumerate(range(T0, end, 100 * MS)):  # 10 Hz, frame i at exactly i * 100 ms
+            ns = on_time + (recording.first_frame_late_ms * MS if index == 0 else 0)
             messages.append((ns, topic, msgtype, _image(ns, index, recording.compressed)))
     if recording.trajectory:
         for k, ns in enumerate(range(T0 + 50 * MS, end, 500 * MS)):

@@ -51,6 +51,14 @@ def test_streams_are_sampled_as_of_each_tick_never_from_the_future(tmp_path, sto
     assert frame.shape == (16, 20, 3) and tuple(frame[0, 0]) == (255, 0, 4) and tuple(frame[-1, -1]) == (255, 0, 4)
 
 
+def test_frames_that_span_a_little_less_than_their_periods_keep_every_step(tmp_path):
+    """A first frame 20 ms late (a loaded recorder) leaves 20 frames 1.88 s apart: still 20 ticks, not 19."""
+    bag = write_bag(tmp_path / "bag", Recording(first_frame_late_ms=20))
+    report, dataset = _convert(tmp_path, [bag])
+    assert (report.converted[0].steps, report.converted[0].dropped_ticks) == (19, 1)  # as on time (above)
+    np.testing.assert_allclose(dataset.episode(0).timestamps, np.arange(19) * 0.1, atol=1e-9)
+
+
 def test_ticks_with_stale_streams_split_the_episode(tmp_path):
     bag = write_bag(tmp_path / "bag", Recording(joint_gap=(0.5, 0.9)))
     report, dataset = _convert(tmp_path, [bag], min_steps=3)
