@@ -26,10 +26,13 @@ def _show_embodiment(args: argparse.Namespace) -> int:
         f"tokenizer       h={layout.patch_length} C_h={layout.time_tokens} C_a={layout.action_tokens} "
         f"N_c={layout.codebooks} -> {layout.tokens_per_chunk} tokens, BAR block {spec.block_size}"
     )
-    print(f"{'joint':<16}{'lower':>9}{'upper':>9}{'max vel':>9}")
+    print(f"{'joint':<16}{'lower':>9}{'upper':>9}{'max vel':>9}{'max lead':>10}")
     for i, joint in enumerate(spec.joint_names):
         lim = spec.limits
-        print(f"{joint:<16}{lim.position_lower[i]:>9.3f}{lim.position_upper[i]:>9.3f}{lim.velocity[i]:>9.3f}")
+        print(
+            f"{joint:<16}{lim.position_lower[i]:>9.3f}{lim.position_upper[i]:>9.3f}{lim.velocity[i]:>9.3f}"
+            f"{lim.tracking_error[i]:>10.3f}"
+        )
     return 0
 
 

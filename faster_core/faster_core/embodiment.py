@@ -38,10 +38,19 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "limits.position_lower": ("double_array", "lower position limit per joint (rad or m)"),
     "limits.position_upper": ("double_array", "upper position limit per joint (rad or m)"),
     "limits.velocity": ("double_array", "velocity limit per joint (rad/s or m/s)"),
+    "limits.tracking_error": (
+        "double_array",
+        "most a command may lead the measured joint, per joint (rad or m); default: one control period at the "
+        "velocity limit",
+    ),
     "topics.joint_states": ("string", "sensor_msgs/JointState input"),
     "topics.instruction": ("string", "std_msgs/String language instruction input"),
     "topics.trajectory": ("string", "trajectory_msgs/JointTrajectory output (joint_trajectory_controller)"),
 }
+
+
+# Parameters an embodiment file may leave out; from_parameters says what stands in for each.
+OPTIONAL_PARAMETERS = frozenset({"limits.tracking_error"})
 
 
 class EmbodimentError(ValueError):
@@ -86,6 +95,9 @@ class JointLimits:
     position_lower: np.ndarray
     position_upper: np.ndarray
     velocity: np.ndarray
+    # Beyond what the joint can travel by a point's time: a gripper squeezing an object, or an arm pressing on
+    # one, is commanded past where it stands, and this bounds by how much (so how hard it pushes).
+    tracking_error: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -165,20 +177,29 @@ class Embodiment:
                 f"tokenizer.patch_length {layout.patch_length} must divide chunk_length {chunk_length}"
             )
 
+        rate = reader.float("control_rate_hz")
+        if not rate > 0:
+            raise EmbodimentError(f"control_rate_hz must be positive, got {rate}")
+
+        velocity = reader.floats("limits.velocity", dof)
+        if np.any(velocity <= 0):
+            raise EmbodimentError("limits.velocity must be positive for every joint")
+        if "limits.tracking_error" in params:
+            tracking_error = reader.floats("limits.tracking_error", dof)
+        else:
+            tracking_error = velocity / rate
+            tracking_error.setflags(write=False)
+        if np.any(tracking_error < 0):
+            raise EmbodimentError("limits.tracking_error must be >= 0 for every joint")
         limits = JointLimits(
             position_lower=reader.floats("limits.position_lower", dof),
             position_upper=reader.floats("limits.position_upper", dof),
-            velocity=reader.floats("limits.velocity", dof),
+            velocity=velocity,
+            tracking_error=tracking_error,
         )
         bad = np.flatnonzero(limits.position_lower >= limits.position_upper)
         if bad.size:
             raise EmbodimentError(f"limits.position_lower >= position_upper for {[joint_names[i] for i in bad]}")
-        if np.any(limits.velocity <= 0):
-            raise EmbodimentError("limits.velocity must be positive for every joint")
-
-        rate = reader.float("control_rate_hz")
-        if not rate > 0:
-            raise EmbodimentError(f"control_rate_hz must be positive, got {rate}")
 
         return cls(
             name=reader.string("embodiment"),
@@ -227,6 +248,7 @@ class Embodiment:
             "limits.position_lower": self.limits.position_lower.tolist(),
             "limits.position_upper": self.limits.position_upper.tolist(),
             "limits.velocity": self.limits.velocity.tolist(),
+            "limits.tracking_error": self.limits.tracking_error.tolist(),
             "topics.joint_states": self.topics.joint_states,
             "topics.instruction": self.topics.instruction,
             "topics.trajectory": self.topics.trajectory,

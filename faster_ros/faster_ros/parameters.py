@@ -11,7 +11,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from faster_core.embodiment import PARAMETERS, Embodiment, EmbodimentError
+from faster_core.embodiment import OPTIONAL_PARAMETERS, PARAMETERS, Embodiment, EmbodimentError
 
 _TYPES = {
     "string": Parameter.Type.STRING,
@@ -35,6 +35,8 @@ def declare_embodiment(node: Node) -> Embodiment:
         try:
             value = node.get_parameter(name).value
         except ParameterUninitializedException as error:
+            if name in OPTIONAL_PARAMETERS:
+                continue
             raise EmbodimentError(
                 f"parameter {name!r} is not set: load an embodiment file (faster_bringup/config/<embodiment>.yaml)"
             ) from error

@@ -40,6 +40,7 @@ from faster_core.control import (
     JointStateCache,
     MissingJointsError,
     StaleJointsError,
+    TrajectoryFollower,
     default_replan_steps,
 )
 from faster_core.images import check_image, to_rgb
@@ -120,7 +121,10 @@ class PolicyNode(Node):
             replan_steps=self._param("replan_steps"),
             ensemble_coeff=self._param("ensemble.coeff") if self._param("ensemble.enabled") else None,
         )
-        self._limiter = CommandLimiter(spec.limits, velocity_scale=self._param("velocity_scale"))
+        self._limiter = CommandLimiter(spec.limits, period=spec.dt, velocity_scale=self._param("velocity_scale"))
+        # What the controller is commanding, as joint_trajectory_controller runs our last trajectory; None when
+        # unknown (nothing sent yet, or a hold, reset or restart since), and the limiter starts from the joints.
+        self._controller: TrajectoryFollower | None = None
         self._status = PolicyStatus(state=PolicyStatus.STATE_IDLE)
         self._holding_sent = False
         self._last_tick: float | None = None
@@ -352,6 +356,7 @@ class PolicyNode(Node):
     def _discard_plan(self) -> None:
         """Forget the running plan and any chunk still being computed. Call with the lock held."""
         self._schedule.clear()
+        self._controller = None
         self._epoch += 1
 
     def _input_problem(self, now: float) -> InputProblemError | None:
@@ -551,7 +556,8 @@ class PolicyNode(Node):
             problem = self._input_problem(now)
             if problem is None:
                 times, actions = self._schedule.upcoming(now, limit=self._param("execution_horizon"))
-                current = self._joints.positions(now, self._param("joint_state_timeout_s"))
+                measured = self._joints.positions(now, self._param("joint_state_timeout_s"))
+                commanded = None if self._controller is None else self._controller.target(now)
             else:
                 self._discard_plan()
                 if problem.stale:
@@ -564,7 +570,7 @@ class PolicyNode(Node):
             return
         if len(times) == 0:
             return  # the first chunk is still being computed
-        points = self._limiter.apply(times, actions, current)
+        points = self._limiter.apply(times, actions, measured=measured, commanded=commanded)
         self._set_state(PolicyStatus.STATE_RUNNING, "")
         if points.clipped:
             with self._lock:
@@ -575,6 +581,9 @@ class PolicyNode(Node):
         self._holding_sent = False
         with self._lock:
             self._status.trajectories_published += 1
+            if self._controller is None:
+                self._controller = TrajectoryFollower(measured if commanded is None else commanded)
+            self._controller.accept(points.time_from_start, points.positions, received_at=now)
 
     def _trajectory(self, points) -> JointTrajectory:
         # header.stamp stays 0: joint_trajectory_controller starts a zero-stamped trajectory on arrival.

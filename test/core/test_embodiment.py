@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from faster_core.embodiment import PARAMETERS, Embodiment, EmbodimentError, load_parameter_file
+from faster_core.embodiment import OPTIONAL_PARAMETERS, PARAMETERS, Embodiment, EmbodimentError, load_parameter_file
 
 from repo_paths import ALL_CONFIGS, CONFIG_DIR, EMBODIMENTS
 
@@ -15,7 +15,18 @@ def test_shipped_configs_parse_and_match_the_schema(name):
     assert spec.name == name
     assert sum(g.size for g in spec.action_groups) == spec.dof
     assert set(spec.to_parameters()) == set(PARAMETERS)
-    assert set(load_parameter_file(CONFIG_DIR / f"{name}.yaml")) == set(PARAMETERS)
+    assert (
+        set(PARAMETERS) - OPTIONAL_PARAMETERS
+        <= set(load_parameter_file(CONFIG_DIR / f"{name}.yaml"))
+        <= set(PARAMETERS)
+    )
+
+
+def test_tracking_error_defaults_to_one_control_period_at_the_velocity_limit(tmp_path):
+    spec = Embodiment.from_yaml(_write(tmp_path, **{"limits.tracking_error": None}))
+    np.testing.assert_allclose(spec.limits.tracking_error, spec.limits.velocity / spec.control_rate_hz)
+    so101 = Embodiment.load("so101")  # set from the expert's demonstrations: the jaw squeezes far past the cube
+    np.testing.assert_array_equal(so101.limits.tracking_error, [0.1, 0.1, 0.1, 0.6, 1.2, 1.6])
 
 
 def test_paper_table4_layouts():
@@ -62,6 +73,8 @@ def _write(tmp_path: Path, **changes) -> Path:
         ({"cameras.topics": ["/a"]}, "cameras.names (2) and cameras.topics (1)"),
         ({"policy.block_size": None}, "missing parameter 'policy.block_size'"),
         ({"limits.position_lower": [5.0] * 8}, "position_lower >= position_upper"),
+        ({"limits.tracking_error": [0.1] * 7}, "limits.tracking_error must list 8"),
+        ({"limits.tracking_error": [-0.1] * 8}, "limits.tracking_error must be >= 0"),
     ],
 )
 def test_bad_files_name_the_field(tmp_path, changes, message):

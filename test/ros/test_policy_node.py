@@ -234,6 +234,38 @@ def test_by_default_every_chunk_joins_an_ensemble_of_the_earlier_predictions(mak
     assert rig.node._schedule._weights.max() >= 3  # at least three predictions averaged for one time
 
 
+class PressingPolicy(RecordingPolicy):
+    """Commands the jaw shut and the shoulder 1 rad past where they stand, as on a cube or against an obstacle."""
+
+    def predict(self, images, state, instruction, **kwargs):
+        output = super().predict(images, state, instruction, **kwargs)
+        actions = np.repeat(state[None], self.spec.chunk_length, axis=0)
+        actions[:, 0] -= 1.0
+        actions[:, -1] = self.spec.limits.position_lower[-1]
+        return dataclasses.replace(output, actions=actions)
+
+
+def test_a_blocked_joint_is_commanded_past_it_by_at_most_its_tracking_error(make_rig):
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")  # tracking error: shoulder pan 0.1 rad, jaw 1.6 rad
+    rig = make_rig("so101", "ensemble.enabled:=false", policy=PressingPolicy(spec))
+    rig.position = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # the joints never move: the robot is blocked
+    start_running(rig)
+    shut = spec.limits.position_lower[-1]
+    assert rig.wait_for(lambda: rig.running_trajectories()[-1].points[0].positions[-1] <= shut + 1e-9), (
+        "the jaw command stayed near the measured jaw: the velocity limit ran from the joint, not the command"
+    )
+    rig.feed(0.5)
+    for trajectory in rig.running_trajectories():
+        for point in trajectory.points:
+            t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+            lead = spec.limits.tracking_error[0] + spec.limits.velocity[0] * max(t, spec.dt)
+            assert point.positions[0] >= rig.position[0] - lead - 1e-6  # time_from_start is in whole ns
+    first = np.array([t.points[0].positions[0] for t in rig.running_trajectories()[-3:]])
+    steady = rig.position[0] - spec.limits.tracking_error[0] - spec.limits.velocity[0] * spec.dt
+    np.testing.assert_allclose(first, steady)  # a steady lead: the tracking error and one period's travel
+    assert rig.last_status().limited_commands > 0
+
+
 def test_inference_waits_until_every_input_has_a_newer_message(make_rig):
     rig = make_rig("single_arm", "image_timeout_s:=5.0")
     start_running(rig)

@@ -1,4 +1,5 @@
-"""joint_trajectory_controller semantics for simulated robots, so a simulator obeys the same commands as hardware.
+"""joint_trajectory_controller semantics: a simulated robot obeys the same commands as hardware, and the policy
+node knows what the controller is commanding between its trajectories.
 
 A trajectory starts when it arrives (header stamp 0), its points are reached at ``time_from_start``, positions
 are interpolated linearly from the command in force at arrival (no jump), the last point is held, and a new

@@ -193,6 +193,7 @@ def _toy_embodiment(**changes) -> Embodiment:
             "limits.position_lower": [-1.0] * 3,
             "limits.position_upper": [1.0] * 3,
             "limits.velocity": [1.0] * 3,
+            "limits.tracking_error": [0.1] * 3,
         }
     )
     params.update(changes)
