@@ -265,6 +265,17 @@ def test_a_blocked_joint_is_commanded_past_it_by_at_most_its_tracking_error(make
     np.testing.assert_allclose(first, steady)  # a steady lead: the tracking error and one period's travel
     assert rig.last_status().limited_commands > 0
 
+    # After a stop the controller holds where the joints are: the next command starts from there again.
+    rig.estop.publish(Bool(data=True))
+    assert rig.wait_for(lambda: rig.last_status().state == PolicyStatus.STATE_ESTOPPED, timeout=2.0)
+    count = len(rig.running_trajectories())
+    future = rig.reset.call_async(Trigger.Request())
+    assert rig.wait_for(future.done) and future.result().success
+    assert rig.wait_for(lambda: len(rig.running_trajectories()) > count)
+    point = rig.running_trajectories()[count].points[0]
+    t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+    assert point.positions[-1] >= rig.position[-1] - spec.limits.velocity[-1] * t - 1e-6
+
 
 def test_inference_waits_until_every_input_has_a_newer_message(make_rig):
     rig = make_rig("single_arm", "image_timeout_s:=5.0")
