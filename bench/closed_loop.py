@@ -570,14 +570,15 @@ def evaluate(out: Path, kind: str, policy: dict[str, Any], args: argparse.Namesp
         reset = ros.client(Trigger, "/sim_robot/reset")
         # Loaded and inferring (a FAST policy may fail to decode its first chunks: that is a result, not a hang).
         ros.spin_until(lambda: _inferred(monitor.status), 180, "the policy node's first inference")
-        # The first episode ran while the policy loaded (stepped by lock-step timeouts): start a fresh one.
-        first = len(monitor.outcomes)
+        # The first episode ran while the policy loaded (stepped by lock-step timeouts): start a fresh one. The
+        # monitor counts only the episodes begun after it.
         ros.call(reset, Trigger.Request())
-        baseline = _await_outcome(ros, monitor.outcomes, first, "reset", 10)
+        ros.spin_until(lambda: monitor.restart is not None, 10, "the outcome of the restart")
+        baseline = monitor.restart
         monitor.samples.clear()
 
         def finished() -> list[dict[str, Any]]:
-            return [o for o in monitor.outcomes if o["episode"] > baseline["episode"]][: args.eval_episodes]
+            return monitor.outcomes[: args.eval_episodes]
 
         bar = tqdm(total=args.eval_episodes, desc=f"eval {LABELS[kind]}", unit="episode")
         deadline = time.monotonic() + args.eval_episodes * args.max_steps * 1.0 + 120

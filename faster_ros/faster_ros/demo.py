@@ -80,7 +80,7 @@ class Monitor:
 
     def __init__(self, node, trajectory_topic: str):
         self.outcomes: list[dict] = []  # episodes begun after the restart, when the policy was up
-        self.restarted = False  # the restart's own outcome (reason "reset") has arrived
+        self.restart: dict | None = None  # the restart's own outcome (reason "reset"), once it has arrived
         self.printed = 0  # outcomes already reported
         self.status: PolicyStatus | None = None
         self.trajectories: list[tuple[float, JointTrajectory]] = []
@@ -92,8 +92,8 @@ class Monitor:
         """One publisher sends them in order: whatever follows the restart's outcome ran under the policy."""
         outcome = json.loads(message.data)
         if outcome["reason"] == "reset":
-            self.restarted = True
-        elif self.restarted:
+            self.restart = outcome
+        elif self.restart is not None:
             self.outcomes.append(outcome)
 
     def _on_status(self, message: PolicyStatus) -> None:

