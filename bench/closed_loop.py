@@ -198,6 +198,8 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
               "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M,
               "expert_commands": "with the observation they were decided from"}  # fmt: skip
+    if args.expert_noise:  # recordings without it keep the key they had (cached)
+        config["expert_noise"] = {"std_m": args.expert_noise, "scaled_by": "move speed", "recorded": "clean command"}
     if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
         cameras = Embodiment.from_yaml(args.embodiment).camera_names
         config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
@@ -276,7 +278,7 @@ def _record_shard(
         _ros_session(f"bench_record_{shard.index}", nodes, shard.domain_id, stop) as ros,
     ):
         robot = ["mode", "expert", "clock", "realtime", "max_steps", args.max_steps, "image_size", args.image_size,
-                 "seed", shard.seed]  # fmt: skip
+                 "seed", shard.seed, "expert_noise", float(args.expert_noise)]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
         nodes.start("episode_recorder", "episode_recorder", ["output_dir", bags.resolve()])
         outcomes: list[dict[str, Any]] = []
@@ -765,6 +767,12 @@ def main() -> int:
         nargs="+",
         choices=CAMERAS,
         help="cameras the robot publishes and the policies see (default: the so101 embodiment's, front)",
+    )
+    parser.add_argument(
+        "--expert-noise",
+        type=float,
+        default=0.0,
+        help="sim_robot expert_noise while recording: std (m) of the disturbance on the arm's full-speed moves (DART)",
     )
     parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")
     parser.add_argument("--batch-size", type=int, default=8)

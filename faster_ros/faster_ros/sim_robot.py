@@ -4,9 +4,10 @@
 simulator's control rate; ``mode:=expert`` lets the shipped scripted controller act and publishes the joint targets
 it commands on the trajectory topic, each just before the observation it was decided from (as a teleoperation
 leader's command accompanies the follower's state), so episodes recorded through ROS convert into pairs of an
-observation and its command, the first at the reset pose. Each episode ends on success, on the
-block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON) and the next
-episode starts (``~/reset`` starts one at once).
+observation and its command, the first at the reset pose; ``expert_noise`` disturbs the arm's execution of
+those commands (DART), so recordings also show the expert's answer to states off its path. Each episode ends on
+success, on the block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON)
+and the next episode starts (``~/reset`` starts one at once).
 
 Clocks. ``clock:=realtime`` steps on a wall-clock timer. ``clock:=lockstep`` owns ``/clock`` (run the policy node
 with ``use_sim_time:=true``): after publishing the observation at simulated time t it waits until the policy has
@@ -22,8 +23,9 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
@@ -32,7 +34,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from faster_core.control import TrajectoryFollower
-from faster_core.data.sim.so101 import INSTRUCTION, So101PickPlace
+from faster_core.data.sim.so101 import INSTRUCTION, ExpertCommand, So101PickPlace
 from faster_msgs.msg import ActionChunk
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
@@ -53,6 +55,16 @@ class SimRobot(Node):
         if self.mode not in ("policy", "expert"):
             raise ValueError(f"mode must be 'policy' or 'expert', got {self.mode!r}")
         self.seed = self.declare_parameter("seed", 0, ParameterDescriptor(description="first episode's seed")).value
+        self.expert_noise = self.declare_parameter(
+            "expert_noise",
+            0.0,
+            ParameterDescriptor(
+                description="expert mode: std (m) of the disturbance on the arm's full-speed moves (DART); the "
+                "published command stays the expert's own",
+                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.05)],
+                read_only=True,
+            ),
+        ).value
         self.max_steps = self.declare_parameter(
             "max_steps",
             150,
@@ -162,13 +174,18 @@ class SimRobot(Node):
         self.sim.reset(self.seed + self.episode)
         self.steps = self.commands = 0
         if self.mode == "expert":
-            self._expert_targets = self.sim.expert_targets()
+            self._disturbances = np.random.default_rng(self.seed + self.episode)
+            self._expert = self._expert_command()
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self._instruction.publish(String(data=INSTRUCTION))
         if self.clock_mode == "realtime":
             self._step_timer.reset()  # the first step comes a whole period after the first observation, as every other
             self._publish_observation()
         self.get_logger().info(f"episode {self.episode} ({self.mode}): {INSTRUCTION}")
+
+    def _expert_command(self) -> ExpertCommand:
+        noise = self._disturbances.normal(0.0, self.expert_noise, 3) if self.expert_noise else None
+        return self.sim.expert_targets(noise)
 
     def _on_trajectory(self, message: JointTrajectory) -> None:
         names = list(message.joint_names)
@@ -192,8 +209,8 @@ class SimRobot(Node):
 
     def _step(self) -> None:
         if self.mode == "expert":
-            self.sim.command(self._expert_targets)
-            self._expert_targets = self.sim.expert_targets()  # decided from the new observation, published with it
+            self.sim.command(self._expert.executed)
+            self._expert = self._expert_command()  # decided from the new observation, published with it
         else:
             self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1
@@ -231,7 +248,7 @@ class SimRobot(Node):
             command = JointTrajectory(joint_names=list(self.embodiment.joint_names))
             command.points = [
                 JointTrajectoryPoint(
-                    positions=self._expert_targets.tolist(), time_from_start=Duration(nanosec=int(self.sim.dt * 1e9))
+                    positions=self._expert.targets.tolist(), time_from_start=Duration(nanosec=int(self.sim.dt * 1e9))
                 )
             ]
             self._commands.publish(command)

@@ -28,7 +28,8 @@ def closed_loop():
 
 
 def _args(**overrides) -> argparse.Namespace:
-    return argparse.Namespace(**{"episodes": 10, "record_jobs": 3, "seed": 0, "eval_seed": 10_000, **overrides})
+    defaults = {"episodes": 10, "record_jobs": 3, "seed": 0, "eval_seed": 10_000, "expert_noise": 0.0}
+    return argparse.Namespace(**(defaults | overrides))
 
 
 def _seeds_a_shard_may_record(shard) -> set[int]:
@@ -108,6 +109,20 @@ def test_wrist_recordings_are_cached_apart_from_front_ones(closed_loop, monkeypa
     front, wrist = keys
     assert "cameras" not in front and "wrist_camera" not in front
     assert wrist["cameras"] == ["front", "wrist"] and wrist["wrist_camera"]["body"] == "gripper"
+
+
+def test_disturbed_recordings_are_cached_apart_from_clean_ones(closed_loop, monkeypatch, tmp_path):
+    """--expert-noise changes what is recorded, so it is in the record stage's key; without it the key is the one
+    clean recordings always had (they stay cached)."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    keys = []
+    monkeypatch.setattr(closed_loop, "cached", lambda directory, config: keys.append(config) or {"episodes": []})
+    for noise in (0.0, 0.01):
+        args = _args(max_steps=120, image_size=64, embodiment=closed_loop.resolve_config("so101"), expert_noise=noise)
+        closed_loop.record(tmp_path, args)
+    clean, disturbed = keys
+    assert "expert_noise" not in clean and disturbed["expert_noise"]["std_m"] == 0.01
+    assert {k: v for k, v in disturbed.items() if k != "expert_noise"} == clean
 
 
 def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decided_from_it(

@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--expert-noise",
         type=float,
         default=0.0,
-        help="so101: std (m) of noise on the expert's moves, so episodes show recoveries (e.g. 0.004)",
+        help="so101: std (m) of a disturbance on the arm's full-speed moves, actions kept clean (DART; e.g. 0.01)",
     )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", type=Path, required=True, help="new dataset directory")

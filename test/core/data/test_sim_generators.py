@@ -298,7 +298,7 @@ def test_so101_expert_noise_records_recoveries_that_still_succeed(tmp_path):
 
     # The first episode of a seed is the same scene in both (the noise is drawn after the scene's seed).
     generate("so101", 1, [], tmp_path / "clean", seed=3, progress=False)
-    generate("so101", 1, [], tmp_path / "noisy", seed=3, expert_noise=0.004, progress=False)
+    generate("so101", 1, [], tmp_path / "noisy", seed=3, expert_noise=0.01, progress=False)
     clean, noisy = EpisodeDataset(tmp_path / "clean").episode(0), EpisodeDataset(tmp_path / "noisy").episode(0)
     assert clean.success and noisy.success
     steps = min(clean.length, noisy.length)
@@ -308,6 +308,45 @@ def test_so101_expert_noise_records_recoveries_that_still_succeed(tmp_path):
         generate("metaworld", 1, [], tmp_path / "mw", expert_noise=0.004)
     with pytest.raises(ValueError, match="expert_noise must be >= 0"):
         generate("so101", 1, [], tmp_path / "negative", expert_noise=-0.001)
+
+
+def test_so101_expert_noise_disturbs_the_execution_not_the_recorded_command():
+    """DART: a disturbed step records what the expert decided from the observation, and only the arm's execution
+    carries the noise; a zero disturbance leaves the episode exactly as the undisturbed expert runs it."""
+    pytest.importorskip("lerobot_env_so101")
+    from lerobot_env_so101.scripted.pick_place import Phase
+
+    from faster_core.data.sim.so101 import So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    clean, disturbed = So101PickPlace(spec, seed=5), So101PickPlace(spec, seed=5)
+    try:
+        first = clean.expert_targets()
+        command = disturbed.expert_targets(np.array([0.01, -0.01, 0.01]))
+        np.testing.assert_array_equal(first.targets, first.executed)
+        np.testing.assert_allclose(command.targets, first.targets, atol=1e-12)  # the same decision, recorded
+        assert np.abs(command.executed - command.targets).max() > 0.01  # the arm is driven elsewhere
+        disturbed.command(command.executed)
+        clean.command(first.executed)
+        assert np.abs(disturbed.joint_positions() - clean.joint_positions()).max() > 0.005
+
+        clean.reset(5)
+        disturbed.reset(5)
+        while not clean.terminated:
+            zero = disturbed.expert_targets(np.zeros(3))
+            np.testing.assert_array_equal(zero.targets, zero.executed)
+            np.testing.assert_array_equal(zero.targets, clean.expert_step())
+            disturbed.command(zero.executed)
+            if clean._controller.phase is Phase.CLOSE:  # holding still: nothing to disturb
+                held = disturbed.expert_targets(np.array([0.05, 0.05, 0.05]))
+                np.testing.assert_array_equal(held.targets, held.executed)
+                disturbed.command(held.executed)
+                clean.expert_step()
+        assert clean.success and disturbed.success
+        np.testing.assert_array_equal(disturbed.joint_positions(), clean.joint_positions())
+    finally:
+        clean.close()
+        disturbed.close()
 
 
 def test_unknown_simulator_or_task_is_rejected(tmp_path):

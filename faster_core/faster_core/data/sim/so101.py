@@ -14,7 +14,9 @@ pick-and-place cell marks its drop zone. The pad is drawn at render time and tak
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
@@ -54,6 +56,12 @@ WRIST_CAMERA = MountedCamera(
 MOUNTED_CAMERAS = {"wrist": WRIST_CAMERA}
 CAMERAS = ("front", *MOUNTED_CAMERAS)  # what an embodiment may list: the scene's own camera and the mounted ones
 SAMPLING_AREA = np.asarray(_SAMPLING_BOUNDS)  # [[x_min, y_min], [x_max, y_max]] metres: where blocks and goals start
+
+
+@dataclass(frozen=True)
+class ExpertCommand:
+    targets: np.ndarray  # [D] joint targets the expert decided from the observation: what a recording keeps
+    executed: np.ndarray  # [D] what the arm is driven to: ``targets`` unless the execution was disturbed
 
 
 class So101PickPlace:
@@ -148,33 +156,52 @@ class So101PickPlace:
         self._targets = np.clip(np.asarray(targets, dtype=np.float64), self._ctrl_range[:, 0], self._ctrl_range[:, 1])
         self._step()
 
-    def expert_targets(self, position_noise: np.ndarray | None = None) -> np.ndarray:
+    def expert_targets(self, position_noise: np.ndarray | None = None) -> ExpertCommand:
         """The joint targets the scripted controller commands from the current observation; nothing moves yet.
 
         A recording pairs each observation with the command decided from it, so a robot publishes these with the
-        observation and then holds them for the step (``command``). ``position_noise`` (metres, [3]) is added to
-        the controller's end-effector move whenever it moves (not while it holds still to grasp or release): the
-        arm then strays from the ideal path and the controller, which steers from where the gripper is, brings it
-        back, so the recording shows recoveries as well.
+        observation and then holds them for the step (``command``). ``position_noise`` (metres, [3], for a
+        full-speed move) disturbs the execution as DART does for behaviour cloning: whenever the controller moves
+        (not while it holds still to grasp or release), the arm is driven to the end-effector move plus the noise
+        times the move's fraction of full speed, while the command a recording keeps stays the controller's own.
+        Slow moves near the block are disturbed less, so a phase still reaches its 4 mm tolerance. The controller
+        steers from where the gripper is: the next command brings the arm back, and a recording holds the clean
+        answer to states off the ideal path.
         """
         block_position = self._observation["environment_state"][:3]
         action = np.asarray(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
-        if position_noise is not None and np.any(action[:3] != 0):
-            action = action.copy()
-            action[:3] += np.asarray(position_noise) / DEFAULT_ACTION_SCALE
+        disturbed = position_noise is not None and bool(np.any(action[:3] != 0))
+        targets = self._solve_ik(action, keep=not disturbed)
+        if not disturbed:
+            return ExpertCommand(targets, targets)
+        moved = action.copy()
+        moved[:3] += np.asarray(position_noise) / DEFAULT_ACTION_SCALE * min(1.0, float(np.abs(action[:3]).max()))
+        return ExpertCommand(targets, self._solve_ik(moved, keep=True))
+
+    def _solve_ik(self, action: np.ndarray, *, keep: bool) -> np.ndarray:
+        """Joint targets for an end-effector ``action`` (the environment's IK). The IK integrates its target and
+        recomputes the scene's kinematics (which its next seed reads), so a solve that is not kept runs on a copy of
+        the scene and leaves the environment as it was."""
+        env = self._env
+        if not keep:
+            saved = env._data, env._target_ee_pos, env._last_action_was_zero
+            env._data = copy.copy(env._data)
         # The environment solves its IK and steps the physics in one call; with no substeps it only sets the targets.
-        substeps, self._env._n_substeps = self._env._n_substeps, 0
+        substeps, env._n_substeps = env._n_substeps, 0
         try:
             self._ee_apply(action)
+            return env.data.ctrl[self._actuator_ids].copy()
         finally:
-            self._env._n_substeps = substeps
-        return self.commanded_targets()
+            env._n_substeps = substeps
+            if not keep:
+                env._data, env._target_ee_pos, env._last_action_was_zero = saved
 
     def expert_step(self, position_noise: np.ndarray | None = None) -> np.ndarray:
-        """One step of the scripted controller (``expert_targets``, then ``command``); returns the targets."""
-        targets = self.expert_targets(position_noise)
-        self.command(targets)
-        return targets
+        """One step of the scripted controller (``expert_targets``, then ``command`` of what is executed); returns
+        the expert's own targets (the action a recording keeps)."""
+        command = self.expert_targets(position_noise)
+        self.command(command.executed)
+        return command.targets
 
     def _step(self) -> None:
         self._observation, _, terminated, _, info = self._env.step(None)
@@ -255,7 +282,8 @@ def generate(
 ) -> GenerationReport:
     """``episodes`` successful pick-and-place demonstrations; ``max_attempts`` defaults to 3 x episodes + 5.
 
-    ``expert_noise`` > 0 (metres, standard deviation per step) perturbs the expert's moves: see ``expert_step``.
+    ``expert_noise`` > 0 (metres, standard deviation per step at full speed) disturbs the arm's execution of the
+    expert's moves while the recorded actions stay the expert's own (DART): see ``So101PickPlace.expert_targets``.
     """
     embodiment = Embodiment.load(EMBODIMENT)
     with DatasetWriter(
