@@ -190,7 +190,9 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     from faster_core.data.sim.so101 import (
         FRONT_CAMERA_POSITION,
         FRONT_CAMERA_TARGET,
+        MISSED_GRASP_M,
         RENDER_MESH_CELL_M,
+        SHUT_STEPS,
         WRIST_CAMERA,
     )
 
@@ -198,8 +200,9 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
               "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
               "render_mesh_cell_m": RENDER_MESH_CELL_M,
               "expert_commands": "with the observation they were decided from"}  # fmt: skip
-    if args.expert_noise:  # recordings without it keep the key they had (cached)
-        config["expert_noise"] = {"std_m": args.expert_noise, "scaled_by": "move speed", "recorded": "clean command"}
+    if args.expert_noise or args.expert_shut_probability:  # undisturbed recordings keep the key they had (cached)
+        config["disturbance"] = {"position_m": args.expert_noise, "shut_probability": args.expert_shut_probability,
+                                 "shut_steps": SHUT_STEPS, "missed_grasp_m": MISSED_GRASP_M}  # fmt: skip
     if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
         cameras = Embodiment.from_yaml(args.embodiment).camera_names
         config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
@@ -278,7 +281,8 @@ def _record_shard(
         _ros_session(f"bench_record_{shard.index}", nodes, shard.domain_id, stop) as ros,
     ):
         robot = ["mode", "expert", "clock", "realtime", "max_steps", args.max_steps, "image_size", args.image_size,
-                 "seed", shard.seed, "expert_noise", float(args.expert_noise)]  # fmt: skip
+                 "seed", shard.seed, "expert_noise", float(args.expert_noise),
+                 "expert_shut_probability", float(args.expert_shut_probability)]  # fmt: skip
         nodes.start("sim_robot", "sim_robot", robot)
         nodes.start("episode_recorder", "episode_recorder", ["output_dir", bags.resolve()])
         outcomes: list[dict[str, Any]] = []
@@ -773,6 +777,12 @@ def main() -> int:
         type=float,
         default=0.0,
         help="sim_robot expert_noise while recording: std (m) of the disturbance on the arm's full-speed moves (DART)",
+    )
+    parser.add_argument(
+        "--expert-shut-probability",
+        type=float,
+        default=0.0,
+        help="sim_robot expert_shut_probability while recording: chance per descent step that the jaw shuts early",
     )
     parser.add_argument("--image-size", type=int, default=64, help="rendered and seen by the policy")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -4,10 +4,10 @@
 simulator's control rate; ``mode:=expert`` lets the shipped scripted controller act and publishes the joint targets
 it commands on the trajectory topic, each just before the observation it was decided from (as a teleoperation
 leader's command accompanies the follower's state), so episodes recorded through ROS convert into pairs of an
-observation and its command, the first at the reset pose; ``expert_noise`` disturbs the arm's execution of
-those commands (DART), so recordings also show the expert's answer to states off its path. Each episode ends on
-success, on the block leaving the workspace, or after ``max_steps``; the outcome goes out on ``~/outcome`` (JSON)
-and the next episode starts (``~/reset`` starts one at once).
+observation and its command, the first at the reset pose; ``expert_noise`` and ``expert_shut_probability``
+disturb the arm's execution of those commands (DART), so recordings also show the expert's answers to states off
+its path. Each episode ends on success, on the block leaving the workspace, or after ``max_steps``; the outcome goes
+out on ``~/outcome`` (JSON) and the next episode starts (``~/reset`` starts one at once).
 
 Clocks. ``clock:=realtime`` steps on a wall-clock timer. ``clock:=lockstep`` owns ``/clock`` (run the policy node
 with ``use_sim_time:=true``): after publishing the observation at simulated time t it waits until the policy has
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -34,7 +33,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from faster_core.control import TrajectoryFollower
-from faster_core.data.sim.so101 import INSTRUCTION, ExpertCommand, So101PickPlace
+from faster_core.data.sim.so101 import INSTRUCTION, Disturbance, So101PickPlace
 from faster_msgs.msg import ActionChunk
 from faster_ros.images import from_rgb
 from faster_ros.parameters import declare_embodiment
@@ -55,13 +54,22 @@ class SimRobot(Node):
         if self.mode not in ("policy", "expert"):
             raise ValueError(f"mode must be 'policy' or 'expert', got {self.mode!r}")
         self.seed = self.declare_parameter("seed", 0, ParameterDescriptor(description="first episode's seed")).value
-        self.expert_noise = self.declare_parameter(
+        expert_noise = self.declare_parameter(
             "expert_noise",
             0.0,
             ParameterDescriptor(
                 description="expert mode: std (m) of the disturbance on the arm's full-speed moves (DART); the "
                 "published command stays the expert's own",
                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=0.05)],
+                read_only=True,
+            ),
+        ).value
+        shut_probability = self.declare_parameter(
+            "expert_shut_probability",
+            0.0,
+            ParameterDescriptor(
+                description="expert mode: chance per descent step that the jaw shuts early for a few steps (DART)",
+                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)],
                 read_only=True,
             ),
         ).value
@@ -96,7 +104,9 @@ class SimRobot(Node):
             "chunk_topic", "/policy_node/action_chunk", ParameterDescriptor(description="lockstep: the policy's chunks")
         ).value
 
-        self.sim = So101PickPlace(spec, self.seed, spec.camera_names, image_size)
+        self.sim = So101PickPlace(
+            spec, self.seed, spec.camera_names, image_size, Disturbance(expert_noise, shut_probability)
+        )
         # lockstep: simulated time in integer nanoseconds (a float sum of 0.1 s steps reaches 4.999999..., whose
         # stamp would wrap to 4.0 s: a clock jump back). From 1 s, since ROS reads time 0 as "no /clock yet".
         self.sim_time_ns = NS
@@ -174,18 +184,13 @@ class SimRobot(Node):
         self.sim.reset(self.seed + self.episode)
         self.steps = self.commands = 0
         if self.mode == "expert":
-            self._disturbances = np.random.default_rng(self.seed + self.episode)
-            self._expert = self._expert_command()
+            self._expert = self.sim.expert_targets()
         self.follower = TrajectoryFollower(self.sim.joint_positions())
         self._instruction.publish(String(data=INSTRUCTION))
         if self.clock_mode == "realtime":
             self._step_timer.reset()  # the first step comes a whole period after the first observation, as every other
             self._publish_observation()
         self.get_logger().info(f"episode {self.episode} ({self.mode}): {INSTRUCTION}")
-
-    def _expert_command(self) -> ExpertCommand:
-        noise = self._disturbances.normal(0.0, self.expert_noise, 3) if self.expert_noise else None
-        return self.sim.expert_targets(noise)
 
     def _on_trajectory(self, message: JointTrajectory) -> None:
         names = list(message.joint_names)
@@ -210,7 +215,7 @@ class SimRobot(Node):
     def _step(self) -> None:
         if self.mode == "expert":
             self.sim.command(self._expert.executed)
-            self._expert = self._expert_command()  # decided from the new observation, published with it
+            self._expert = self.sim.expert_targets()  # decided from the new observation, published with it
         else:
             self.sim.command(self.follower.target(self._now() + self.sim.dt))  # where the arm should be at step end
         self.steps += 1

@@ -28,7 +28,14 @@ def closed_loop():
 
 
 def _args(**overrides) -> argparse.Namespace:
-    defaults = {"episodes": 10, "record_jobs": 3, "seed": 0, "eval_seed": 10_000, "expert_noise": 0.0}
+    defaults = {
+        "episodes": 10,
+        "record_jobs": 3,
+        "seed": 0,
+        "eval_seed": 10_000,
+        "expert_noise": 0.0,
+        "expert_shut_probability": 0.0,
+    }
     return argparse.Namespace(**(defaults | overrides))
 
 
@@ -112,17 +119,19 @@ def test_wrist_recordings_are_cached_apart_from_front_ones(closed_loop, monkeypa
 
 
 def test_disturbed_recordings_are_cached_apart_from_clean_ones(closed_loop, monkeypatch, tmp_path):
-    """--expert-noise changes what is recorded, so it is in the record stage's key; without it the key is the one
-    clean recordings always had (they stay cached)."""
+    """--expert-noise and --expert-shut-probability change what is recorded, so they are in the record stage's key;
+    without them the key is the one undisturbed recordings always had (they stay cached)."""
     monkeypatch.setenv("ROS_DOMAIN_ID", "150")
     keys = []
     monkeypatch.setattr(closed_loop, "cached", lambda directory, config: keys.append(config) or {"episodes": []})
-    for noise in (0.0, 0.01):
-        args = _args(max_steps=120, image_size=64, embodiment=closed_loop.resolve_config("so101"), expert_noise=noise)
+    for noise, shut in ((0.0, 0.0), (0.01, 0.0), (0.01, 0.1)):
+        args = _args(max_steps=120, image_size=64, embodiment=closed_loop.resolve_config("so101"), expert_noise=noise,
+                     expert_shut_probability=shut)  # fmt: skip
         closed_loop.record(tmp_path, args)
-    clean, disturbed = keys
-    assert "expert_noise" not in clean and disturbed["expert_noise"]["std_m"] == 0.01
-    assert {k: v for k, v in disturbed.items() if k != "expert_noise"} == clean
+    clean, moved, shut = keys
+    assert "disturbance" not in clean and moved["disturbance"]["position_m"] == 0.01
+    assert shut["disturbance"]["shut_probability"] == 0.1 and shut["disturbance"] != moved["disturbance"]
+    assert {k: v for k, v in shut.items() if k != "disturbance"} == clean
 
 
 def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decided_from_it(

@@ -88,31 +88,35 @@ def test_expert_mode_succeeds_and_publishes_its_commands(make_rig):
     assert rig.images and rig.images[-1].height == 32 and rig.images[-1].encoding == "rgb8"
 
 
-def test_expert_noise_disturbs_the_arm_while_the_published_commands_stay_the_experts(make_rig):
+def test_expert_disturbances_move_the_arm_while_the_published_commands_stay_the_experts(make_rig):
     """DART through ROS: the joint states show the disturbed arm, each published command is what the expert decided
-    from that state (a reference simulator driven with the same draws), and the arm left the undisturbed path."""
-    from faster_core.data.sim.so101 import So101PickPlace
+    from that state (a reference simulator with the same disturbance and scene seed), and the arm left the
+    undisturbed path."""
+    from faster_core.data.sim.so101 import Disturbance, So101PickPlace
 
-    rig = make_rig("mode:=expert", "seed:=3", "expert_noise:=0.01")
-    assert rig.spin_until(lambda: len(rig.joints) >= 12 and len(rig.commands) >= 12, timeout=30.0)
-    reference, clean = So101PickPlace(SPEC, seed=3), So101PickPlace(SPEC, seed=3)
-    draws = np.random.default_rng(3)  # sim_robot draws an episode's disturbances from its scene seed
-    states, commands, clean_states = [], [], []
+    rig = make_rig("mode:=expert", "seed:=3", "expert_noise:=0.01", "expert_shut_probability:=0.5")
+    assert rig.spin_until(lambda: len(rig.joints) >= 20 and len(rig.commands) >= 20, timeout=30.0)
+    reference = So101PickPlace(SPEC, seed=3, disturbance=Disturbance(position_m=0.01, shut_probability=0.5))
+    clean = So101PickPlace(SPEC, seed=3)
+    states, commands, clean_states, shut = [], [], [], 0
     for _ in range(40):
         states.append(reference.joint_positions())
-        commands.append(reference.expert_step(draws.normal(0.0, 0.01, 3)))
+        command = reference.expert_targets()
+        reference.command(command.executed)
+        commands.append(command.targets)
+        shut += command.executed[5] < command.targets[5] - 1.0  # the jaw driven shut while the expert keeps it open
         clean_states.append(clean.joint_positions())
         clean.expert_step()
     reference.close()
     clean.close()
-    received_states = np.array([m.position for m in rig.joints[:12]])
-    received_commands = np.array([m.points[0].positions for m in rig.commands[:12]])
+    received_states = np.array([m.position for m in rig.joints[:20]])
+    received_commands = np.array([m.points[0].positions for m in rig.commands[:20]])
     # early messages may go out before the subscriptions matched: find where the received ones begin
     first = int(np.argmin(np.abs(np.array(states) - received_states[0]).max(axis=1)))
-    np.testing.assert_allclose(received_states, states[first : first + 12], atol=1e-9)
+    np.testing.assert_allclose(received_states, states[first : first + 20], atol=1e-9)
     first = int(np.argmin(np.abs(np.array(commands) - received_commands[0]).max(axis=1)))
-    np.testing.assert_allclose(received_commands, commands[first : first + 12], atol=1e-9)
-    assert np.abs(np.array(states) - np.array(clean_states)).max() > 0.01
+    np.testing.assert_allclose(received_commands, commands[first : first + 20], atol=1e-9)
+    assert np.abs(np.array(states) - np.array(clean_states)).max() > 0.01 and shut > 0
 
 
 def test_every_camera_the_embodiment_lists_is_published_with_the_same_stamp(make_rig):

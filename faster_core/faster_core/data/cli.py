@@ -28,6 +28,7 @@ def _sim(args: argparse.Namespace) -> int:
             image_format=args.image_format,
             max_attempts=args.max_attempts,
             expert_noise=args.expert_noise,
+            expert_shut_probability=args.expert_shut_probability,
             progress=not args.quiet,
         )
     except AlohaUnavailableError as error:
@@ -96,6 +97,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="so101: std (m) of a disturbance on the arm's full-speed moves, actions kept clean (DART; e.g. 0.01)",
+    )
+    sim.add_argument(
+        "--expert-shut-probability",
+        type=float,
+        default=0.0,
+        help="so101: chance per descent step that the jaw shuts early for a few steps (DART; e.g. 0.1)",
     )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", type=Path, required=True, help="new dataset directory")

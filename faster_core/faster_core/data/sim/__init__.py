@@ -32,17 +32,19 @@ def generate(
     image_format: str = "jpeg",
     max_attempts: int | None = None,
     expert_noise: float = 0.0,
+    expert_shut_probability: float = 0.0,
     progress: bool = True,
 ) -> GenerationReport:
     """Record ``episodes`` successful episodes (per task for Meta-World) into ``out_dir``; prints the summary.
 
     ``tasks`` selects Meta-World tasks (default: MT10); SO-101 has the single pick-place task. ``expert_noise``
-    (metres) perturbs the SO-101 expert's moves so episodes show recoveries; the other experts take none.
+    (metres) and ``expert_shut_probability`` disturb the SO-101 arm while its expert demonstrates (DART), so episodes
+    show recoveries; the other experts take none.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be positive, got {episodes}")
-    if expert_noise and env_name != "so101":
-        raise ValueError(f"expert_noise is implemented for the so101 expert only, not {env_name!r}")
+    if (expert_noise or expert_shut_probability) and env_name != "so101":
+        raise ValueError(f"expert disturbances are implemented for the so101 expert only, not {env_name!r}")
     options = {"image_size": image_size, "image_format": image_format, "max_attempts": max_attempts}
     if env_name == "metaworld":
         from faster_core.data.sim import metaworld
@@ -55,9 +57,8 @@ def generate(
 
         if tasks and tuple(tasks) != (so101.TASK_NAME,):
             raise ValueError(f"SO-101 has one task, {so101.TASK_NAME!r}; got {list(tasks)}")
-        report = so101.generate(
-            episodes, cameras, out_dir, seed, progress=progress, expert_noise=expert_noise, **options
-        )
+        disturbances = {"expert_noise": expert_noise, "expert_shut_probability": expert_shut_probability}
+        report = so101.generate(episodes, cameras, out_dir, seed, progress=progress, **disturbances, **options)
     elif env_name == "aloha":
         from faster_core.data.sim import aloha
 

@@ -25,6 +25,8 @@ from lerobot_env_so101 import GymRenderingSpec, SO101PickPlaceGymEnv
 from lerobot_env_so101.pick_place_env import _SAMPLING_BOUNDS, PLACE_SUCCESS_DISTANCE
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 from lerobot_env_so101.scripted import PickPlaceController
+from lerobot_env_so101.scripted.pick_place import Phase
+from lerobot_env_so101.scripted.reach_close import GRIPPER_CLOSED
 
 from faster_core.data.episodes import DatasetWriter
 from faster_core.data.sim.common import CameraRig, GenerationReport, Marker, MountedCamera, Rollout, collect
@@ -55,7 +57,27 @@ WRIST_CAMERA = MountedCamera(
 )
 MOUNTED_CAMERAS = {"wrist": WRIST_CAMERA}
 CAMERAS = ("front", *MOUNTED_CAMERAS)  # what an embodiment may list: the scene's own camera and the mounted ones
+# While the controller lifts, carries or lowers the block, the grasp point holds it 1.5 cm above its centre; farther
+# than this the grasp missed (or the block slipped out) and the expert starts over from the hover, jaw open.
+MISSED_GRASP_M = 0.035
+SHUT_STEPS = 3  # control steps an early shut of the jaw lasts (a disturbance): the servo closes 1.74 -> 0.35 rad
 SAMPLING_AREA = np.asarray(_SAMPLING_BOUNDS)  # [[x_min, y_min], [x_max, y_max]] metres: where blocks and goals start
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    """What goes wrong while the expert demonstrates, as DART injects noise for behaviour cloning: the arm executes
+    something else than the expert commanded, and the recording keeps the expert's command. The draws are seeded by
+    each episode's scene seed."""
+
+    position_m: float = 0.0  # std of Gaussian noise on each full-speed end-effector move (scaled by the move's speed)
+    shut_probability: float = 0.0  # per descent step: the jaw shuts early, for SHUT_STEPS steps
+
+    def __post_init__(self):
+        if not (np.isfinite(self.position_m) and self.position_m >= 0):
+            raise ValueError(f"disturbance position_m must be >= 0 metres, got {self.position_m}")
+        if not 0 <= self.shut_probability <= 1:
+            raise ValueError(f"disturbance shut_probability must be in [0, 1], got {self.shut_probability}")
 
 
 @dataclass(frozen=True)
@@ -72,7 +94,15 @@ class So101PickPlace:
     IK) and returns the joint targets it commanded. Success and termination are the environment's own.
     """
 
-    def __init__(self, embodiment: Embodiment, seed: int, cameras: Sequence[str] = (), image_size: int = 128):
+    def __init__(
+        self,
+        embodiment: Embodiment,
+        seed: int,
+        cameras: Sequence[str] = (),
+        image_size: int = 128,
+        disturbance: Disturbance = Disturbance(),  # expert mode; the default disturbs nothing
+    ):
+        self.disturbance = disturbance
         self._env = SO101PickPlaceGymEnv(
             seed=seed,
             action_scale=DEFAULT_ACTION_SCALE,
@@ -117,6 +147,9 @@ class So101PickPlace:
     def reset(self, seed: int) -> None:
         self._observation, _ = self._env.reset(seed=seed)
         self._controller.reset()
+        self._draws = np.random.default_rng(seed)  # the disturbances of this scene
+        self._shut_steps_left = 0
+        self.retries = 0  # missed grasps the expert started over from, this episode
         self.success = self.terminated = False
         self.closest_approach = self._gripper_to_block()
 
@@ -156,27 +189,46 @@ class So101PickPlace:
         self._targets = np.clip(np.asarray(targets, dtype=np.float64), self._ctrl_range[:, 0], self._ctrl_range[:, 1])
         self._step()
 
-    def expert_targets(self, position_noise: np.ndarray | None = None) -> ExpertCommand:
+    def expert_targets(self) -> ExpertCommand:
         """The joint targets the scripted controller commands from the current observation; nothing moves yet.
 
         A recording pairs each observation with the command decided from it, so a robot publishes these with the
-        observation and then holds them for the step (``command``). ``position_noise`` (metres, [3], for a
-        full-speed move) disturbs the execution as DART does for behaviour cloning: whenever the controller moves
-        (not while it holds still to grasp or release), the arm is driven to the end-effector move plus the noise
-        times the move's fraction of full speed, while the command a recording keeps stays the controller's own.
-        Slow moves near the block are disturbed less, so a phase still reaches its 4 mm tolerance. The controller
-        steers from where the gripper is: the next command brings the arm back, and a recording holds the clean
-        answer to states off the ideal path.
+        observation and then holds them for the step (``command``). The expert retries a missed grasp: when it
+        lifts, carries or lowers while the block is not in its jaws, it starts over from the hover with the jaw
+        open (the shipped controller would carry nothing to the goal).
+
+        With a ``disturbance`` the arm is driven to something else than the expert commands (``executed``) while
+        the command a recording keeps stays the expert's own (DART): each move (not a hold while the jaw closes or
+        opens) gets Gaussian noise of ``position_m`` times the move's fraction of full speed, so slow moves near the
+        block still reach the controller's 4 mm tolerance; and with ``shut_probability`` per descent step the jaw
+        shuts early for ``SHUT_STEPS`` steps, so recordings show the expert opening a jaw that closed too soon, and
+        retrying where it closed on nothing.
+        The controller steers from where the gripper is: recordings hold its clean answers to states off its path.
         """
+        if self._controller.phase in (Phase.LIFT, Phase.TRAVERSE, Phase.LOWER) and (
+            self._gripper_to_block() > MISSED_GRASP_M
+        ):
+            self._controller.reset()
+            self.retries += 1
         block_position = self._observation["environment_state"][:3]
         action = np.asarray(self._controller.act(self._env.ik_point_pos, block_position, self._env.goal_pos))
-        disturbed = position_noise is not None and bool(np.any(action[:3] != 0))
-        targets = self._solve_ik(action, keep=not disturbed)
-        if not disturbed:
+        executed = action.copy()
+        if self.disturbance != Disturbance():
+            noise, shut = self._draws.normal(0.0, 1.0, 3), self._draws.uniform()
+            if np.any(action[:3] != 0):
+                speed = min(1.0, float(np.abs(action[:3]).max()))
+                executed[:3] += noise * self.disturbance.position_m / DEFAULT_ACTION_SCALE * speed
+            if self._controller.phase is not Phase.DESCEND:
+                self._shut_steps_left = 0
+            elif not self._shut_steps_left and shut < self.disturbance.shut_probability:
+                self._shut_steps_left = SHUT_STEPS
+            if self._shut_steps_left:
+                self._shut_steps_left -= 1
+                executed[3] = GRIPPER_CLOSED
+        if np.array_equal(executed, action):
+            targets = self._solve_ik(action, keep=True)
             return ExpertCommand(targets, targets)
-        moved = action.copy()
-        moved[:3] += np.asarray(position_noise) / DEFAULT_ACTION_SCALE * min(1.0, float(np.abs(action[:3]).max()))
-        return ExpertCommand(targets, self._solve_ik(moved, keep=True))
+        return ExpertCommand(self._solve_ik(action, keep=False), self._solve_ik(executed, keep=True))
 
     def _solve_ik(self, action: np.ndarray, *, keep: bool) -> np.ndarray:
         """Joint targets for an end-effector ``action`` (the environment's IK). The IK integrates its target and
@@ -196,10 +248,10 @@ class So101PickPlace:
             if not keep:
                 env._data, env._target_ee_pos, env._last_action_was_zero = saved
 
-    def expert_step(self, position_noise: np.ndarray | None = None) -> np.ndarray:
+    def expert_step(self) -> np.ndarray:
         """One step of the scripted controller (``expert_targets``, then ``command`` of what is executed); returns
         the expert's own targets (the action a recording keeps)."""
-        command = self.expert_targets(position_noise)
+        command = self.expert_targets()
         self.command(command.executed)
         return command.targets
 
@@ -242,12 +294,14 @@ class So101PickPlaceTask:
     instruction = INSTRUCTION
 
     def __init__(
-        self, embodiment: Embodiment, seed: int, cameras: Sequence[str], image_size: int, expert_noise: float = 0.0
+        self,
+        embodiment: Embodiment,
+        seed: int,
+        cameras: Sequence[str],
+        image_size: int,
+        disturbance: Disturbance = Disturbance(),  # the default: the expert executes what it commands
     ):
-        if expert_noise < 0:
-            raise ValueError(f"expert_noise must be >= 0 metres, got {expert_noise}")
-        self._sim = So101PickPlace(embodiment, seed, cameras, image_size)
-        self.expert_noise = expert_noise
+        self._sim = So101PickPlace(embodiment, seed, cameras, image_size, disturbance)
 
     def rollout(self, rng: np.random.Generator) -> Rollout:
         sim = self._sim
@@ -258,8 +312,7 @@ class So101PickPlaceTask:
             states.append(sim.joint_positions())
             for camera, image in sim.frames().items():
                 frames[camera].append(image)
-            noise = rng.normal(0.0, self.expert_noise, 3) if self.expert_noise else None
-            actions.append(sim.expert_step(noise))
+            actions.append(sim.expert_step())
             if sim.terminated:
                 break
         return Rollout(np.asarray(states), np.asarray(actions), frames, sim.success)
@@ -278,12 +331,14 @@ def generate(
     image_format: str = "jpeg",
     max_attempts: int | None = None,
     expert_noise: float = 0.0,
+    expert_shut_probability: float = 0.0,
     progress: bool = True,
 ) -> GenerationReport:
     """``episodes`` successful pick-and-place demonstrations; ``max_attempts`` defaults to 3 x episodes + 5.
 
-    ``expert_noise`` > 0 (metres, standard deviation per step at full speed) disturbs the arm's execution of the
-    expert's moves while the recorded actions stay the expert's own (DART): see ``So101PickPlace.expert_targets``.
+    ``expert_noise`` (metres, std per full-speed move) and ``expert_shut_probability`` (per descent step) disturb the
+    arm's execution while the recorded actions stay the expert's own (DART): see ``Disturbance`` and
+    ``So101PickPlace.expert_targets``.
     """
     embodiment = Embodiment.load(EMBODIMENT)
     with DatasetWriter(
@@ -294,7 +349,8 @@ def generate(
         cameras=cameras,
         image_format=image_format,
     ) as writer:
-        task = So101PickPlaceTask(embodiment, seed, cameras, image_size, expert_noise)
+        disturbance = Disturbance(expert_noise, expert_shut_probability)
+        task = So101PickPlaceTask(embodiment, seed, cameras, image_size, disturbance)
         try:
             rng = np.random.default_rng(seed)
             attempts = max_attempts or 3 * episodes + 5
