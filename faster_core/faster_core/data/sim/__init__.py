@@ -57,8 +57,8 @@ def generate(
 
         if tasks and tuple(tasks) != (so101.TASK_NAME,):
             raise ValueError(f"SO-101 has one task, {so101.TASK_NAME!r}; got {list(tasks)}")
-        disturbances = {"expert_noise": expert_noise, "expert_shut_probability": expert_shut_probability}
-        report = so101.generate(episodes, cameras, out_dir, seed, progress=progress, **disturbances, **options)
+        disturbance = so101.Disturbance(expert_noise, expert_shut_probability)
+        report = so101.generate(episodes, cameras, out_dir, seed, disturbance=disturbance, progress=progress, **options)
     elif env_name == "aloha":
         from faster_core.data.sim import aloha
 

@@ -330,15 +330,13 @@ def generate(
     image_size: int = 128,
     image_format: str = "jpeg",
     max_attempts: int | None = None,
-    expert_noise: float = 0.0,
-    expert_shut_probability: float = 0.0,
+    disturbance: Disturbance = Disturbance(),  # the default: the expert executes what it commands
     progress: bool = True,
 ) -> GenerationReport:
     """``episodes`` successful pick-and-place demonstrations; ``max_attempts`` defaults to 3 x episodes + 5.
 
-    ``expert_noise`` (metres, std per full-speed move) and ``expert_shut_probability`` (per descent step) disturb the
-    arm's execution while the recorded actions stay the expert's own (DART): see ``Disturbance`` and
-    ``So101PickPlace.expert_targets``.
+    A ``disturbance`` drives the arm off what the expert commands while the recorded actions stay the expert's own
+    (DART): see ``So101PickPlace.expert_targets``.
     """
     embodiment = Embodiment.load(EMBODIMENT)
     with DatasetWriter(
@@ -349,7 +347,6 @@ def generate(
         cameras=cameras,
         image_format=image_format,
     ) as writer:
-        disturbance = Disturbance(expert_noise, expert_shut_probability)
         task = So101PickPlaceTask(embodiment, seed, cameras, image_size, disturbance)
         try:
             rng = np.random.default_rng(seed)
