@@ -8,14 +8,15 @@ and options are unchanged):
    rendered), ``/episode_recorder/stop`` with the success of the episode's ``/sim_robot/outcome``: one mcap bag per
    episode, checked to start with that episode's first observation (else recorded again); ``--record-jobs`` pairs
    record side by side in real time, each on a ROS domain and a seed range of its own;
-2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic);
+2. convert: ``faster_core.data.bags.convert_bags`` on the successful bags (actions = the recorded trajectory topic),
+   this run's and those of the runs ``--add-bags-from`` names (recorded with the same options on other seeds);
 3. tokenizers: FASTerVQ, FAST (one DCT scale, ``--fast-scale``) and 256 uniform bins, fitted on the same dataset
    in one action mode (``--action-mode``: absolute joint targets, or deltas from the observed state);
 4. policies: three FASTerVLA (tiny-paligemma, random init), same data, steps, batch, learning rate, image
    augmentation and seed; only the tokenizer differs (``--jobs`` trainings run at once, one process each);
 5. evaluate: per policy, ``sim_robot clock:=lockstep`` + ``policy_node use_sim_time:=true greedy:=<--greedy>
    ensemble.enabled:=<--ensemble> replan_steps:=<--replan-steps>`` on held-out seeds (``--eval-seed`` + 1 ..;
-   recorded episodes use odd offsets from each shard's first seed, ``--seed`` for the first, all checked to stay
+   recorded episodes use odd offsets from each shard's first seed, ``--record-seed`` for the first, all checked to stay
    below ``--eval-seed``);
 6. one table: tokens per chunk, success k/M, mean episode steps, decoder passes, latency medians (prefix, decode,
    detokenize, total, from ``/policy_node/status``, one sample per computed chunk) and training minutes.
@@ -45,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,25 +188,7 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     clock and the converter's control-rate ticks repeat or skip observations (the convert stage prints simulator
     minus converted steps per episode: -1 for every episode when one pair records alone, since every observation
     from the reset pose to the last one is a step, each with the command the expert decided from it)."""
-    from faster_core.data.sim.so101 import (
-        FRONT_CAMERA_POSITION,
-        FRONT_CAMERA_TARGET,
-        MISSED_GRASP_M,
-        RENDER_MESH_CELL_M,
-        SHUT_STEPS,
-        WRIST_CAMERA,
-    )
-
-    config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
-              "seed": args.seed, "jobs": args.record_jobs, "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET],
-              "render_mesh_cell_m": RENDER_MESH_CELL_M,
-              "expert_commands": "with the observation they were decided from"}  # fmt: skip
-    if args.expert_noise or args.expert_shut_probability:  # undisturbed recordings keep the key they had (cached)
-        config["disturbance"] = {"position_m": args.expert_noise, "shut_probability": args.expert_shut_probability,
-                                 "shut_steps": SHUT_STEPS, "missed_grasp_m": MISSED_GRASP_M}  # fmt: skip
-    if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
-        cameras = Embodiment.from_yaml(args.embodiment).camera_names
-        config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
+    config = _record_config(args)
     directory = out / "record"
     if (hit := cached(directory, config)) is not None:
         stage(f"1/5 record: cached, {len(hit['episodes'])} bags in {directory / 'bags'}")
@@ -235,6 +218,30 @@ def record(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {"config": config, **finish(directory, config, result)}
 
 
+def _record_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The record stage's options: its cache key, and what bags added from another run must share."""
+    from faster_core.data.sim.so101 import (
+        FRONT_CAMERA_POSITION,
+        FRONT_CAMERA_TARGET,
+        MISSED_GRASP_M,
+        RENDER_MESH_CELL_M,
+        SHUT_STEPS,
+        WRIST_CAMERA,
+    )
+
+    config = {"episodes": args.episodes, "max_steps": args.max_steps, "image_size": args.image_size,
+              "seed": args.record_seed, "jobs": args.record_jobs,
+              "front_camera": [FRONT_CAMERA_POSITION, FRONT_CAMERA_TARGET], "render_mesh_cell_m": RENDER_MESH_CELL_M,
+              "expert_commands": "with the observation they were decided from"}  # fmt: skip
+    if args.expert_noise or args.expert_shut_probability:  # undisturbed recordings keep the key they had (cached)
+        config["disturbance"] = {"position_m": args.expert_noise, "shut_probability": args.expert_shut_probability,
+                                 "shut_steps": SHUT_STEPS, "missed_grasp_m": MISSED_GRASP_M}  # fmt: skip
+    if args.embodiment != resolve_config(EMBODIMENT):  # so101.yaml's own cameras keep the key they had (cached)
+        cameras = Embodiment.from_yaml(args.embodiment).camera_names
+        config |= {"cameras": list(cameras), "wrist_camera": dataclasses.asdict(WRIST_CAMERA)}
+    return config
+
+
 @dataclass(frozen=True)
 class _Shard:
     index: int
@@ -242,6 +249,11 @@ class _Shard:
     seed: int  # sim_robot's first seed; the shard records seed + 1, seed + 3, ... (a reset skips one)
     attempts: int  # episodes it may try, recordings out of sync included
     domain_id: int
+
+    @property
+    def end(self) -> int:
+        """The first seed past every one the shard may record."""
+        return self.seed + 2 * self.attempts + 2
 
 
 def _shards(args: argparse.Namespace) -> list[_Shard]:
@@ -253,16 +265,47 @@ def _shards(args: argparse.Namespace) -> list[_Shard]:
     base_domain = int(os.environ["ROS_DOMAIN_ID"])
     if base_domain + count - 1 > MAX_DOMAIN_ID:
         raise StageError(f"ROS_DOMAIN_ID {base_domain} + {count} recording shards passes {MAX_DOMAIN_ID}")
-    shards, seed = [], args.seed
+    shards, seed = [], args.record_seed
     for index in range(count):
         episodes = args.episodes // count + (index < args.episodes % count)
         attempts = 2 * episodes + 5
         shards.append(_Shard(index, episodes, seed, attempts, base_domain + index))
-        seed += 2 * attempts + 2
+        seed = shards[-1].end
     if seed > args.eval_seed:
         raise StageError(f"recording may use seeds up to {seed}, past --eval-seed {args.eval_seed}: held-out "
                          "evaluation scenes would be recorded; raise --eval-seed")  # fmt: skip
     return shards
+
+
+# the options that may differ between a run's recording and bags added to it from another run
+PER_RECORDING = ("episodes", "seed", "jobs")
+
+
+def _added_records(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The finished record stages of the runs named by ``--add-bags-from``, whose successful bags the convert stage
+    joins to this run's: recorded with the same options but other seeds, none of them held out for evaluation."""
+    stored_form = json.loads(json.dumps(_record_config(args), default=str))  # as stage.json holds it: lists, not tuples
+    own = {k: v for k, v in stored_form.items() if k not in PER_RECORDING}
+    reserved = range(args.record_seed, _shards(args)[-1].end)  # this run's own recording
+    added, seen = [], set()
+    for run_dir in args.add_bags_from:
+        stamp = Path(run_dir) / "record" / "stage.json"
+        if not stamp.is_file():
+            raise StageError(f"--add-bags-from {run_dir}: no finished record stage ({stamp} is missing)")
+        stored = json.loads(stamp.read_text())
+        theirs = {k: v for k, v in stored["config"].items() if k not in PER_RECORDING}
+        if theirs != own:
+            differing = sorted(k for k in own.keys() | theirs.keys() if own.get(k) != theirs.get(k))
+            raise StageError(f"--add-bags-from {run_dir}: recorded with other options ({', '.join(differing)})")
+        seeds = {e["seed"] for e in stored["result"]["episodes"]}
+        if clash := sorted(s for s in seeds if s in reserved or s in seen):
+            raise StageError(f"--add-bags-from {run_dir}: seeds {clash[:5]} are recorded twice; give this run a "
+                             "--record-seed past them")  # fmt: skip
+        if late := sorted(s for s in seeds if s > args.eval_seed):
+            raise StageError(f"--add-bags-from {run_dir}: seeds {late[:5]} are past --eval-seed {args.eval_seed}")
+        seen |= seeds
+        added.append({"config": stored["config"], **stored["result"]})
+    return added
 
 
 def _record_shard(
@@ -382,18 +425,24 @@ def _spin_for(ros: Ros, seconds: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- 2. convert
-def convert(out: Path, recorded: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def convert(
+    out: Path, recorded: dict[str, Any], args: argparse.Namespace, added: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """The successful bags of this run's recording and of ``added`` (other runs' record stages) in one dataset."""
     from faster_core.data import EpisodeDataset
     from faster_core.data.bags import BagConversion, convert_bags
 
     config = {"record": upstream(recorded), "only_successful": True, "sync_window": BagConversion.sync_window}
+    if added:  # a run of its own bags alone keeps the key it had (cached)
+        config["added_records"] = [upstream(r) for r in added]
     directory = out / "dataset"
     if (hit := cached(directory, config)) is not None:
         stage(f"2/5 convert: cached, {hit['episodes']} episodes in {directory}")
         return {"config": config, "path": str(directory), **hit}
     stage("2/5 convert: bags -> episode dataset (convert_bags; actions from the trajectory topic)")
     started = time.monotonic()
-    bags = [e["bag"] for e in recorded["episodes"] if e["success"]]
+    episodes = [e for r in (recorded, *added) for e in r["episodes"]]
+    bags = [e["bag"] for e in episodes if e["success"]]
     if not bags:
         raise StageError("no successful expert episode to convert")
     embodiment = Embodiment.from_yaml(args.embodiment)
@@ -404,7 +453,7 @@ def convert(out: Path, recorded: dict[str, Any], args: argparse.Namespace) -> di
     if not report.converted:
         raise StageError("convert_bags converted no bag")
     dataset = EpisodeDataset(directory)
-    recorded_steps = {e["bag"]: e["steps"] for e in recorded["episodes"]}
+    recorded_steps = {e["bag"]: e["steps"] for e in episodes}
     gaps = [recorded_steps[str(c.bag)] - c.steps for c in report.converted]
     result = {
         "episodes": len(dataset),
@@ -723,8 +772,9 @@ def run(args: argparse.Namespace) -> int:
     if args.replan_steps is None:
         horizon = Embodiment.from_yaml(args.embodiment).chunk_length
         args.replan_steps = default_replan_steps(horizon, ensemble=args.ensemble)
+    added = _added_records(args)
     recorded = record(out, args)
-    data = convert(out, recorded, args)
+    data = convert(out, recorded, args, added)
     kinds = args.tokenizers
     results: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
     stage("3/5 tokenizers: " + ", ".join(LABELS[k] for k in kinds) + f" (FAST scale {args.fast_scale:g})")
@@ -758,6 +808,14 @@ def main() -> int:
     parser.add_argument(
         "--record-jobs", type=int, default=2, help="sim_robot + episode_recorder pairs recording at once"
     )
+    parser.add_argument(
+        "--add-bags-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="OUT",
+        help="earlier runs' --out whose recorded bags join this run's (same recording options, other seeds)",
+    )
     parser.add_argument("--eval-episodes", type=int, default=5, help="lock-step episodes per policy")
     parser.add_argument("--tokenizer-steps", type=int, default=800, help="FASTerVQ fitting steps")
     parser.add_argument("--policy-steps", type=int, default=600, help="training steps per policy")
@@ -788,7 +846,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0, help="recording seeds, training and sampling seed")
+    parser.add_argument("--seed", type=int, default=0, help="training and sampling seed")
+    parser.add_argument(
+        "--record-seed",
+        type=int,
+        help="the first recording seed (default: --seed): past the seeds of the runs --add-bags-from names",
+    )
     parser.add_argument("--eval-seed", type=int, default=10_000, help="held-out evaluation seeds start after it")
     parser.add_argument(
         "--lockstep-timeout",
@@ -827,6 +890,8 @@ def main() -> int:
         help="std of Gaussian noise on the prompt's normalised joint state in training (vla train --state-noise)",
     )
     args = parser.parse_args()
+    if args.record_seed is None:
+        args.record_seed = args.seed
     if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
         print("closed_loop: run it after `source env.sh` (DDS discovery must stay on this machine)", file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from faster_core.stages import fingerprint
+
 from repo_paths import CONFIG_DIR, REPO
 
 pytest.importorskip("rclpy")
@@ -32,6 +34,7 @@ def _args(**overrides) -> argparse.Namespace:
         "episodes": 10,
         "record_jobs": 3,
         "seed": 0,
+        "record_seed": 0,
         "eval_seed": 10_000,
         "expert_noise": 0.0,
         "expert_shut_probability": 0.0,
@@ -134,6 +137,41 @@ def test_disturbed_recordings_are_cached_apart_from_clean_ones(closed_loop, monk
     assert {k: v for k, v in shut.items() if k != "disturbance"} == clean
 
 
+def _finished_recording(closed_loop, run_dir, args, seeds):
+    """A record stage as a run with ``args`` leaves it (its bags are not read here)."""
+    episodes = [{"bag": str(run_dir / f"bag_{s}"), "seed": s, "success": True, "steps": 50} for s in seeds]
+    closed_loop.finish(run_dir / "record", closed_loop._record_config(args), {"episodes": episodes, "minutes": 1.0})
+
+
+def test_bags_are_added_only_from_a_run_recorded_alike_on_seeds_of_its_own(closed_loop, monkeypatch, tmp_path):
+    """Another run's bags join this run's dataset only if they were recorded with the same options (cameras,
+    disturbance, image size, ...) on seeds this run cannot record and no evaluation scene uses."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", "150")
+    so101 = closed_loop.resolve_config("so101")
+    common = {"max_steps": 120, "image_size": 64, "embodiment": so101, "expert_noise": 0.01}
+    earlier = _args(episodes=4, record_jobs=2, **common)
+    _finished_recording(closed_loop, tmp_path / "earlier", earlier, [1, 3, 27, 29])
+    this_run = _args(episodes=2, record_jobs=1, record_seed=100, **common)
+    (added,) = closed_loop._added_records(argparse.Namespace(**vars(this_run), add_bags_from=[tmp_path / "earlier"]))
+    assert [e["seed"] for e in added["episodes"]] == [1, 3, 27, 29]
+    assert fingerprint(added["config"]) == fingerprint(closed_loop._record_config(earlier))
+    assert "finished" in added  # with the config: what the convert stage's cache key names it by
+
+    def refused(match, run_dir, **overrides):
+        args = argparse.Namespace(**(vars(this_run) | overrides), add_bags_from=[run_dir])
+        with pytest.raises(closed_loop.StageError, match=match):
+            closed_loop._added_records(args)
+
+    refused("no finished record stage", tmp_path / "missing")
+    refused(r"other options \(disturbance\)", tmp_path / "earlier", expert_noise=0.02)
+    refused(r"other options \(image_size\)", tmp_path / "earlier", image_size=32)
+    refused(r"seeds \[27, 29\] are recorded twice", tmp_path / "earlier", record_seed=20)
+    refused(r"seeds \[29\] are past --eval-seed 28", tmp_path / "earlier", record_seed=5, episodes=1, eval_seed=28)
+    args = argparse.Namespace(**vars(this_run), add_bags_from=[tmp_path / "earlier", tmp_path / "earlier"])
+    with pytest.raises(closed_loop.StageError, match="recorded twice"):
+        closed_loop._added_records(args)
+
+
 def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decided_from_it(
     closed_loop, monkeypatch, tmp_path, ros_env
 ):
@@ -159,6 +197,29 @@ def test_a_recorded_expert_episode_pairs_each_observation_with_the_command_decid
     np.testing.assert_allclose(steps.state[:5], np.array(expected_states), atol=1e-5)
     np.testing.assert_allclose(steps.action[:5], np.array(expected_actions), atol=1e-5)
     assert len(dataset) == 1 and steps.state.shape[0] == episode["steps"] + 1  # the step after the last command too
+
+
+def test_bags_added_from_an_earlier_run_join_the_dataset(closed_loop, monkeypatch, tmp_path, ros_env):
+    """Record one episode in a run, one more in a second run on later seeds with --add-bags-from the first: the
+    second run's dataset holds both episodes, each starting from the reset pose of the seed it was recorded on."""
+    from faster_core.data import EpisodeDataset
+    from faster_core.data.sim.so101 import So101PickPlace
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", ros_env["ROS_DOMAIN_ID"])
+    common = {"episodes": 1, "record_jobs": 1, "max_steps": 120, "image_size": 32, "threads": 1,
+              "embodiment": closed_loop.resolve_config("so101")}  # fmt: skip
+    earlier = closed_loop.record(tmp_path / "earlier", _args(**common))
+    args = argparse.Namespace(**vars(_args(**common, record_seed=100)), add_bags_from=[tmp_path / "earlier"])
+    added = closed_loop._added_records(args)
+    later = closed_loop.record(tmp_path / "later", args)
+    data = closed_loop.convert(tmp_path / "later", later, args, added)
+    dataset = EpisodeDataset(tmp_path / "later" / "dataset")
+    assert data["episodes"] == len(dataset) == 2 and "added_records" in data["config"]
+    spec = closed_loop.Embodiment.from_yaml(args.embodiment)
+    for index, episode in enumerate([*later["episodes"], *earlier["episodes"]]):
+        home = So101PickPlace(spec, seed=episode["seed"]).joint_positions()
+        np.testing.assert_allclose(dataset.episode(index).state[0], home, atol=1e-5)
+    assert later["episodes"][0]["seed"] > 100 > earlier["episodes"][0]["seed"]
 
 
 def test_evaluate_scores_the_episodes_begun_after_the_policy_came_up(closed_loop, ros_env, tmp_path):
