@@ -284,6 +284,8 @@ PER_RECORDING = ("episodes", "seed", "jobs")
 def _added_records(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The finished record stages of the runs named by ``--add-bags-from``, whose successful bags the convert stage
     joins to this run's: recorded with the same options but other seeds, none of them held out for evaluation."""
+    if not args.add_bags_from:  # nothing to check: a run with its recording cached never computes its shards
+        return []
     stored_form = json.loads(json.dumps(_record_config(args), default=str))  # as stage.json holds it: lists, not tuples
     own = {k: v for k, v in stored_form.items() if k not in PER_RECORDING}
     reserved = range(args.record_seed, _shards(args)[-1].end)  # this run's own recording
