@@ -477,6 +477,8 @@ def fit_tokenizer(out: Path, kind: str, data: dict[str, Any], args: argparse.Nam
             "--action-mode", args.action_mode]  # fmt: skip
     if args.action_mode != "absolute":  # absolute runs keep the key they had before the option existed (cached)
         config["action_mode"] = args.action_mode
+    if args.seed:  # the fit draws from it; seed-0 runs keep the key they had (cached)
+        config["seed"] = args.seed
     if kind == "fastervq":
         config |= {"steps": args.tokenizer_steps, "lr": 1e-3, "batch_size": 64}
         argv += ["--steps", str(args.tokenizer_steps), "--lr", "1e-3", "--batch-size", "64",

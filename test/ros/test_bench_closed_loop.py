@@ -143,6 +143,27 @@ def _finished_recording(closed_loop, run_dir, args, seeds):
     closed_loop.finish(run_dir / "record", closed_loop._record_config(args), {"episodes": episodes, "minutes": 1.0})
 
 
+def test_a_tokenizer_fitted_with_another_seed_is_fitted_again(closed_loop, monkeypatch, tmp_path):
+    """The fit draws from --seed: a seed-1 run must not reuse a seed-0 tokenizer, and seed-0 runs keep their key."""
+    data = {"config": {"episodes": 4}, "finished": 1.0, "path": str(tmp_path / "dataset")}
+    seed_0_key = {"data": closed_loop.upstream(data), "kind": "fastervq", "steps": 10, "lr": 1e-3, "batch_size": 64}
+    closed_loop.finish(tmp_path / "tokenizers" / "fastervq", seed_0_key, {"tokens_mean": 18.0})
+    fitted = []
+
+    def fit(argv):
+        fitted.append(argv)
+        raise closed_loop.StageError("fitting stops here")
+
+    monkeypatch.setattr(closed_loop, "run_faster", fit)
+    args = argparse.Namespace(seed=0, action_mode="absolute", tokenizer_steps=10)
+    assert closed_loop.fit_tokenizer(tmp_path, "fastervq", data, args)["tokens_mean"] == 18.0
+    assert not fitted
+    with pytest.raises(closed_loop.StageError, match="fitting stops here"):
+        closed_loop.fit_tokenizer(tmp_path, "fastervq", data, argparse.Namespace(**(vars(args) | {"seed": 1})))
+    (argv,) = fitted
+    assert argv[argv.index("--seed") + 1] == "1"
+
+
 def test_bags_are_added_only_from_a_run_recorded_alike_on_seeds_of_its_own(closed_loop, monkeypatch, tmp_path):
     """Another run's bags join this run's dataset only if they were recorded with the same options (cameras,
     disturbance, image size, ...) on seeds this run cannot record and no evaluation scene uses."""
